@@ -1,0 +1,3 @@
+module github.com/concordkv/concord
+
+go 1.26.8
