@@ -1,0 +1,210 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Servers returns the latest raft configuration (it may not be committed
+// yet), in configuration order.
+func (n *Node) Servers() ([]Server, error) {
+	conf, _, err := n.configuration()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Server, 0, len(conf.Servers))
+	for _, s := range conf.Servers {
+		id, err := memberID(s.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Server{ID: id, Addr: string(s.Address), Voter: s.Suffrage == raft.Voter})
+	}
+	return out, nil
+}
+
+func (n *Node) configuration() (raft.Configuration, uint64, error) {
+	fut := n.raft.GetConfiguration()
+	if err := fut.Error(); err != nil {
+		return raft.Configuration{}, 0, fmt.Errorf("raft configuration: %w", mapLeaderErr(err))
+	}
+	return fut.Configuration(), fut.Index(), nil
+}
+
+// AddMember adds a member at the peer address addr: a voter, or a learner
+// (raft non-voter) that receives the log but does not vote until promoted.
+// On a follower the change is forwarded to the leader. Raft applies one
+// configuration change at a time; a change racing another fails and may be
+// retried.
+func (n *Node) AddMember(ctx context.Context, id uint64, addr string, learner bool) error {
+	return n.change(ctx, memberChange{op: opAdd, id: id, addr: addr, learner: learner})
+}
+
+// PromoteMember turns a learner into a voter once it has caught up: its
+// applied index must be at least 90% of the leader's commit index (etcd's
+// rule), else ErrLearnerNotReady. ErrNotLearner if it already votes.
+func (n *Node) PromoteMember(ctx context.Context, id uint64) error {
+	return n.change(ctx, memberChange{op: opPromote, id: id})
+}
+
+// RemoveMember removes a member (voter or learner). A removed node shuts
+// its raft down; its Node then answers ErrStopped.
+func (n *Node) RemoveMember(ctx context.Context, id uint64) error {
+	return n.change(ctx, memberChange{op: opRemove, id: id})
+}
+
+// TransferLeadership moves leadership to the voter id and waits until this
+// node sees it lead (or an election timeout passes). Transferring to the
+// current leader is a no-op; a learner or unknown member is
+// ErrBadTransferee / ErrMemberNotFound.
+func (n *Node) TransferLeadership(ctx context.Context, to uint64) error {
+	if err := n.change(ctx, memberChange{op: opTransfer, id: to}); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(n.cfg.ElectionTimeout)
+	for {
+		if _, id := n.raft.LeaderWithID(); id == serverID(to) {
+			return nil
+		}
+		if err := n.pause(ctx, deadline); err != nil {
+			if errors.Is(err, ErrNoLeader) {
+				return fmt.Errorf("transfer leadership to %x: not observed within %v: %w", to, n.cfg.ElectionTimeout, ErrTimeout)
+			}
+			return err
+		}
+	}
+}
+
+// change runs ch on the leader: here, or forwarded over the peer port.
+func (n *Node) change(ctx context.Context, ch memberChange) error {
+	deadline := time.Now().Add(n.cfg.ElectionTimeout)
+	for {
+		var err error
+		if n.raft.State() == raft.Leader {
+			err = n.changeOnLeader(ctx, ch)
+		} else if addr, id := n.raft.LeaderWithID(); id != "" && addr != "" {
+			err = n.forwardChange(ctx, string(addr), ch, deadline)
+		} else {
+			err = ErrNoLeader
+		}
+		if err == nil || !(errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader)) {
+			if err != nil {
+				return fmt.Errorf("%s member %x: %w", ch.op, ch.id, err)
+			}
+			return nil
+		}
+		if perr := n.pause(ctx, deadline); perr != nil {
+			return fmt.Errorf("%s member %x: %w", ch.op, ch.id, perr)
+		}
+	}
+}
+
+func (n *Node) forwardChange(ctx context.Context, addr string, ch memberChange, deadline time.Time) error {
+	cc, err := n.conns.get(addr)
+	if err != nil {
+		return err
+	}
+	if !n.waitReady(ctx, cc, deadline) {
+		return ErrNoLeader // not sent: look for the leader again
+	}
+	if err := (peerClient{cc}).changeMember(ctx, ch); err != nil {
+		return fmt.Errorf("forwarded to leader %s: %w", addr, err)
+	}
+	return nil
+}
+
+// changeOnLeader validates ch against the current configuration and
+// applies it. It fails with ErrNotLeader on a follower.
+func (n *Node) changeOnLeader(ctx context.Context, ch memberChange) error {
+	if n.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	conf, confIndex, err := n.configuration()
+	if err != nil {
+		return err
+	}
+	sid := serverID(ch.id)
+	var cur *raft.Server
+	for i := range conf.Servers {
+		if conf.Servers[i].ID == sid {
+			cur = &conf.Servers[i]
+		}
+	}
+	timeout := n.cfg.ElectionTimeout
+	var fut raft.Future
+	switch ch.op {
+	case opAdd:
+		if cur != nil {
+			return ErrMemberExists
+		}
+		if ch.addr == "" {
+			return errors.New("no peer address")
+		}
+		if ch.learner {
+			fut = n.raft.AddNonvoter(sid, raft.ServerAddress(ch.addr), confIndex, timeout)
+		} else {
+			fut = n.raft.AddVoter(sid, raft.ServerAddress(ch.addr), confIndex, timeout)
+		}
+	case opPromote:
+		if cur == nil {
+			return ErrMemberNotFound
+		}
+		if cur.Suffrage == raft.Voter {
+			return ErrNotLearner
+		}
+		if err := n.checkLearnerReady(ctx, string(cur.Address)); err != nil {
+			return err
+		}
+		fut = n.raft.AddVoter(sid, cur.Address, confIndex, timeout)
+	case opRemove:
+		if cur == nil {
+			return ErrMemberNotFound
+		}
+		fut = n.raft.RemoveServer(sid, confIndex, timeout)
+	case opTransfer:
+		if cur == nil {
+			return ErrMemberNotFound
+		}
+		if cur.Suffrage != raft.Voter {
+			return ErrBadTransferee
+		}
+		if sid == serverID(n.cfg.ID) {
+			return nil // already leads
+		}
+		fut = n.raft.LeadershipTransferToServer(sid, cur.Address)
+	default:
+		return fmt.Errorf("unknown membership operation %d", uint64(ch.op))
+	}
+	if err := fut.Error(); err != nil {
+		return mapLeaderErr(err)
+	}
+	return nil
+}
+
+// learnerReadyPercent is etcd's threshold: a learner may be promoted once
+// its progress is at least this share of the leader's.
+const learnerReadyPercent = 90
+
+// checkLearnerReady asks the learner at addr for its applied index and
+// compares it with this leader's commit index.
+func (n *Node) checkLearnerReady(ctx context.Context, addr string) error {
+	cc, err := n.conns.get(addr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ElectionTimeout)
+	defer cancel()
+	applied, err := peerClient{cc}.appliedIndex(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: ask learner %s for its progress: %w", ErrLearnerNotReady, addr, err)
+	}
+	commit := n.raft.CommitIndex()
+	if applied*100 < commit*learnerReadyPercent {
+		return fmt.Errorf("%w: learner applied %d, leader committed %d", ErrLearnerNotReady, applied, commit)
+	}
+	return nil
+}

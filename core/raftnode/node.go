@@ -1,0 +1,465 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+)
+
+// Node is one member of a raft group: it owns the peer port, raft, its
+// stores and the goroutines that pack proposals and confirm reads.
+type Node struct {
+	cfg     Config
+	logger  *slog.Logger
+	addr    string // advertised peer address (raft ServerAddress)
+	network Network
+
+	raft      *raft.Raft
+	fsm       *fsm
+	applied   *appliedTracker
+	stores    *stores
+	transport *raft.NetworkTransport
+	mux       *peerMux
+	grpc      *grpc.Server
+
+	proposals chan *proposal    // Propose → proposers
+	reads     chan *readRequest // leader read index requests → readLoop
+	notifyCh  chan bool         // raft's leadership notifications → notifyLoop
+
+	// life ends first in Close (stopping is its Done channel): new requests
+	// fail with ErrStopped and the background goroutines wind down.
+	life       context.Context
+	endLife    context.CancelFunc
+	stopping   <-chan struct{}
+	notifyDone chan struct{} // closed after raft has shut down
+	bg         sync.WaitGroup
+
+	conns peerConns
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Server is one member of the raft configuration.
+type Server struct {
+	ID    uint64
+	Addr  string // peer host:port
+	Voter bool   // false for a learner (raft non-voter)
+}
+
+// Status is a point-in-time view of this node's raft state.
+type Status struct {
+	ID           uint64
+	Leader       uint64 // 0 when no leader is known
+	LeaderAddr   string
+	IsLeader     bool
+	Term         uint64
+	CommitIndex  uint64
+	AppliedIndex uint64 // applied by the state machine
+	LastLogIndex uint64
+	State        string // raft's state: Follower, Candidate, Leader, Shutdown
+}
+
+// proposersPerNode is how many batches a node keeps in flight: one is
+// replicated while the next fills.
+const proposersPerNode = 2
+
+// Open opens the stores, starts the peer port, the transport and raft. It
+// does not bootstrap: call Bootstrap on a new cluster's members, or have
+// an existing member add this one. ctx bounds nothing that blocks today
+// and is kept for future TLS handshakes and store recovery.
+func Open(ctx context.Context, cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Network == nil {
+		cfg.Network = TCPNetwork{}
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("member", fmt.Sprintf("%x", cfg.ID))
+	hlog := newHclogAdapter(logger, "raft")
+
+	n := &Node{
+		cfg:        cfg,
+		logger:     logger,
+		network:    cfg.Network,
+		proposals:  make(chan *proposal, 4*cfg.MaxProposalBatch),
+		reads:      make(chan *readRequest, 1024),
+		notifyCh:   make(chan bool, 16),
+		notifyDone: make(chan struct{}),
+	}
+	n.life, n.endLife = context.WithCancel(context.Background())
+	n.stopping = n.life.Done()
+	n.conns.init(cfg.Network)
+
+	var cleanup []func()
+	fail := func(err error) (*Node, error) {
+		n.endLife()
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+		return nil, err
+	}
+
+	st, err := openStores(cfg.Dir, cfg.LogStore, hlog)
+	if err != nil {
+		return fail(err)
+	}
+	n.stores = st
+	cleanup = append(cleanup, func() { _ = st.close() })
+
+	n.applied = newAppliedTracker(cfg.StateMachine.AppliedIndex())
+	n.fsm = &fsm{sm: cfg.StateMachine, applied: n.applied, logger: logger, smApplied: cfg.StateMachine.AppliedIndex()}
+	if err := n.catchUpFromSnapshot(); err != nil {
+		return fail(err)
+	}
+
+	ln, err := cfg.Network.Listen(cfg.ListenAddr)
+	if err != nil {
+		return fail(fmt.Errorf("listen on peer address %s: %w", cfg.ListenAddr, err))
+	}
+	n.addr = cfg.AdvertiseAddr
+	if n.addr == "" {
+		n.addr = ln.Addr().String()
+	}
+	n.mux = newPeerMux(ln, addrString(n.addr), logger)
+	cleanup = append(cleanup, func() { _ = n.mux.close() })
+
+	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  raftStream{subListener: n.mux.raft, network: cfg.Network},
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  hlog.Named("transport"),
+	})
+	cleanup = append(cleanup, func() { _ = n.transport.Close() })
+
+	n.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxPeerMessage), grpc.MaxSendMsgSize(maxPeerMessage))
+	n.grpc.RegisterService(peerServiceDesc(), peerServer{n: n})
+	if cfg.RegisterPeerServices != nil {
+		cfg.RegisterPeerServices(n.grpc)
+	}
+	cleanup = append(cleanup, n.grpc.Stop)
+
+	rc := cfg.raftConfig()
+	rc.Logger = hlog
+	rc.NotifyCh = n.notifyCh
+	r, err := raft.NewRaft(rc, n.fsm, st.log, st.stable, st.snaps, mainLoopHeartbeats{n.transport})
+	if err != nil {
+		return fail(fmt.Errorf("start raft: %w", err))
+	}
+	n.raft = r
+
+	n.bg.Go(func() {
+		if err := n.grpc.Serve(n.mux.grpc); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			n.logger.Debug("peer gRPC server stopped", "error", err)
+		}
+	})
+	n.bg.Go(n.notifyLoop)
+	for range proposersPerNode {
+		n.bg.Go(n.proposeLoop)
+	}
+	n.bg.Go(n.readLoop)
+	n.mux.start()
+	logger.Info("raft node started", "peer-addr", n.addr, "dir", cfg.Dir, "log-store", cfg.LogStore)
+	return n, nil
+}
+
+// catchUpFromSnapshot restores the state machine from the newest snapshot
+// when the state machine is behind it (its data was lost or replaced):
+// raft does not restore on start and never replays entries a snapshot
+// covers.
+func (n *Node) catchUpFromSnapshot() error {
+	list, err := n.stores.snaps.List()
+	if err != nil {
+		return fmt.Errorf("list raft snapshots: %w", err)
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	meta, rc, err := n.stores.snaps.Open(list[0].ID)
+	if err != nil {
+		return fmt.Errorf("open raft snapshot %s: %w", list[0].ID, err)
+	}
+	defer func() { _ = rc.Close() }()
+	index, err := readSnapshotHeader(rc)
+	if err != nil {
+		return fmt.Errorf("raft snapshot %s: %w", meta.ID, err)
+	}
+	if n.fsm.smApplied >= index {
+		return nil
+	}
+	n.logger.Warn("state machine is behind the newest raft snapshot; restoring it",
+		"state-machine-applied", n.fsm.smApplied, "snapshot-index", index)
+	return n.fsm.restoreAt(index, rc)
+}
+
+// Bootstrap writes the initial configuration of a new cluster. Every
+// initial member calls it with the same list. On a node that already has
+// raft state it returns ErrAlreadyBootstrapped and changes nothing.
+func (n *Node) Bootstrap(servers []Server) error {
+	if len(servers) == 0 {
+		return errors.New("bootstrap: no servers")
+	}
+	conf := raft.Configuration{Servers: make([]raft.Server, len(servers))}
+	for i, s := range servers {
+		suffrage := raft.Voter
+		if !s.Voter {
+			suffrage = raft.Nonvoter
+		}
+		conf.Servers[i] = raft.Server{Suffrage: suffrage, ID: serverID(s.ID), Address: raft.ServerAddress(s.Addr)}
+	}
+	if err := n.raft.BootstrapCluster(conf).Error(); err != nil {
+		if errors.Is(err, raft.ErrCantBootstrap) {
+			return ErrAlreadyBootstrapped
+		}
+		return fmt.Errorf("bootstrap raft: %w", err)
+	}
+	return nil
+}
+
+// ID returns this member's ID.
+func (n *Node) ID() uint64 { return n.cfg.ID }
+
+// Addr returns the advertised peer address.
+func (n *Node) Addr() string { return n.addr }
+
+// notifyLoop delivers leadership transitions to OnLeaderChange, in order,
+// from this one goroutine. It runs until raft has shut down, so the last
+// transition (losing leadership on shutdown) is delivered too.
+func (n *Node) notifyLoop() {
+	deliver := func(isLeader bool) {
+		term := n.raft.CurrentTerm()
+		n.logger.Info("leadership changed", "is-leader", isLeader, "term", term)
+		if n.cfg.OnLeaderChange != nil {
+			n.cfg.OnLeaderChange(isLeader, term)
+		}
+	}
+	for {
+		select {
+		case isLeader := <-n.notifyCh:
+			deliver(isLeader)
+		case <-n.notifyDone:
+			for {
+				select {
+				case isLeader := <-n.notifyCh:
+					deliver(isLeader)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// Status returns this node's view of the raft group.
+func (n *Node) Status() Status {
+	addr, id := n.raft.LeaderWithID()
+	var leader uint64
+	if id != "" {
+		if v, err := memberID(id); err == nil {
+			leader = v
+		}
+	}
+	state := n.raft.State()
+	return Status{
+		ID:           n.cfg.ID,
+		Leader:       leader,
+		LeaderAddr:   string(addr),
+		IsLeader:     state == raft.Leader,
+		Term:         n.raft.CurrentTerm(),
+		CommitIndex:  n.raft.CommitIndex(),
+		AppliedIndex: n.applied.Index(),
+		LastLogIndex: n.raft.LastIndex(),
+		State:        state.String(),
+	}
+}
+
+// WaitApplied blocks until the state machine has applied index.
+func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+	return n.applied.wait(ctx, index, n.stopping)
+}
+
+// leader returns the current leader's address and ID, waiting up to about
+// an election timeout for one to be known.
+func (n *Node) leader(ctx context.Context) (string, uint64, error) {
+	deadline := time.Now().Add(n.cfg.ElectionTimeout)
+	for {
+		addr, id := n.raft.LeaderWithID()
+		if id != "" && addr != "" {
+			mid, err := memberID(id)
+			if err != nil {
+				return "", 0, err
+			}
+			return string(addr), mid, nil
+		}
+		if err := n.pause(ctx, deadline); err != nil {
+			return "", 0, err
+		}
+	}
+}
+
+// retryPause is how long a request waits before asking again for a leader.
+const retryPause = 10 * time.Millisecond
+
+// pause waits retryPause; it fails with ErrNoLeader past deadline, with
+// the context's error or with ErrStopped.
+func (n *Node) pause(ctx context.Context, deadline time.Time) error {
+	if !time.Now().Before(deadline) {
+		return ErrNoLeader
+	}
+	t := time.NewTimer(retryPause)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctxError(ctx)
+	case <-n.stopping:
+		return ErrStopped
+	}
+}
+
+// DialPeer returns a new gRPC connection to the internal services on the
+// peer port at addr, through this node's Network. The caller closes it.
+func (n *Node) DialPeer(ctx context.Context, addr string) (*grpc.ClientConn, error) {
+	return DialPeer(ctx, n.network, addr)
+}
+
+// LeaderConn returns a connection to the current leader's peer port (this
+// node's own when it leads) and the leader's ID, waiting up to about an
+// election timeout for a leader. The Node owns the connection: do not
+// close it.
+func (n *Node) LeaderConn(ctx context.Context) (*grpc.ClientConn, uint64, error) {
+	addr, id, err := n.leader(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	cc, err := n.conns.get(addr)
+	if err != nil {
+		return nil, 0, err
+	}
+	return cc, id, nil
+}
+
+// Close stops the node. A leader with other voters first hands leadership
+// to one of them (bounded by ctx and raft's own transfer timeout), so the
+// cluster does not wait an election timeout. Then raft, the peer port and
+// the stores are closed and every goroutine has ended. The StateMachine is
+// left for the caller to close afterwards.
+func (n *Node) Close(ctx context.Context) error {
+	return n.shutdown(ctx, true)
+}
+
+// shutdown is Close; transfer=false stops like a crash would, as far as
+// the rest of the cluster can tell (tests use it to kill a leader).
+func (n *Node) shutdown(ctx context.Context, transfer bool) error {
+	n.closeOnce.Do(func() {
+		var errs []error
+		if transfer {
+			if err := n.transferBeforeClose(ctx); err != nil {
+				n.logger.Warn("leadership transfer before close failed", "error", err)
+			}
+		}
+		n.endLife()
+		if err := n.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("shut down raft: %w", err))
+		}
+		close(n.notifyDone)
+		n.grpc.Stop()
+		n.transport.CloseStreams()
+		if err := n.transport.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close raft transport: %w", err))
+		}
+		if err := n.mux.close(); err != nil {
+			errs = append(errs, err)
+		}
+		n.bg.Wait()
+		n.conns.closeAll()
+		if err := n.stores.close(); err != nil {
+			errs = append(errs, fmt.Errorf("close raft log store: %w", err))
+		}
+		n.closeErr = errors.Join(errs...)
+		n.logger.Info("raft node stopped")
+	})
+	return n.closeErr
+}
+
+// transferBeforeClose hands leadership to another voter if this node leads
+// and has one.
+func (n *Node) transferBeforeClose(ctx context.Context) error {
+	if n.raft.State() != raft.Leader {
+		return nil
+	}
+	servers, err := n.Servers()
+	if err != nil {
+		return err
+	}
+	others := 0
+	for _, s := range servers {
+		if s.Voter && s.ID != n.cfg.ID {
+			others++
+		}
+	}
+	if others == 0 {
+		return nil
+	}
+	fut := n.raft.LeadershipTransfer()
+	done := make(chan error, 1)
+	// raft bounds the transfer by its election timeout; the goroutine ends
+	// by then or when raft shuts down, whichever is first.
+	n.bg.Go(func() { done <- fut.Error() })
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctxError(ctx)
+	}
+}
+
+// peerConns caches gRPC connections to peers by address.
+type peerConns struct {
+	network Network
+	mu      sync.Mutex // guards byAddr
+	byAddr  map[string]*grpc.ClientConn
+}
+
+func (p *peerConns) init(network Network) {
+	p.network = network
+	p.byAddr = make(map[string]*grpc.ClientConn)
+}
+
+func (p *peerConns) get(addr string) (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cc, ok := p.byAddr[addr]; ok {
+		return cc, nil
+	}
+	if p.byAddr == nil {
+		return nil, ErrStopped
+	}
+	cc, err := DialPeer(context.Background(), p.network, addr)
+	if err != nil {
+		return nil, err
+	}
+	p.byAddr[addr] = cc
+	return cc, nil
+}
+
+func (p *peerConns) closeAll() {
+	p.mu.Lock()
+	conns := p.byAddr
+	p.byAddr = nil
+	p.mu.Unlock()
+	for _, cc := range conns {
+		_ = cc.Close()
+	}
+}

@@ -1,0 +1,388 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/status"
+)
+
+// maxPayloadBytes bounds one payload; the server's own request limit
+// (etcd's 1.5 MiB) is far below it.
+const maxPayloadBytes = 64 << 20
+
+// proposal is one payload waiting to be packed, replicated and applied.
+type proposal struct {
+	ctx     context.Context
+	payload []byte
+	// forwarded proposals came from a follower: they are applied here or
+	// fail with ErrNotLeader, never forwarded a second time.
+	forwarded bool
+	done      chan proposeResult // buffered 1; written once
+}
+
+type proposeResult struct {
+	data []byte
+	err  error
+}
+
+func (p *proposal) answer(data []byte, err error) {
+	p.done <- proposeResult{data: data, err: err}
+}
+
+// Propose replicates payload and returns the state machine's result for it
+// once this node has applied it... on the leader; a follower forwards the
+// payload to the leader over the peer port and returns the leader's
+// result. Concurrent proposals are packed into one raft entry. It waits up
+// to about an election timeout for a leader (then ErrNoLeader). After an
+// error wrapping ErrLeaderChanged, ErrTimeout or ErrStopped the outcome is
+// unknown: the payload may still be applied.
+func (n *Node) Propose(ctx context.Context, payload []byte) ([]byte, error) {
+	if len(payload) > maxPayloadBytes {
+		return nil, fmt.Errorf("propose %d bytes: %w", len(payload), ErrTooLarge)
+	}
+	p := &proposal{ctx: ctx, payload: payload, done: make(chan proposeResult, 1)}
+	if err := n.enqueue(p); err != nil {
+		return nil, err
+	}
+	return n.await(p)
+}
+
+// proposeForwarded packs proposals a follower forwarded and returns one
+// outcome per payload.
+func (n *Node) proposeForwarded(ctx context.Context, payloads [][]byte) []proposeResult {
+	props := make([]*proposal, len(payloads))
+	out := make([]proposeResult, len(payloads))
+	for i, pl := range payloads {
+		props[i] = &proposal{ctx: ctx, payload: pl, forwarded: true, done: make(chan proposeResult, 1)}
+		if err := n.enqueue(props[i]); err != nil {
+			out[i].err = err
+			props[i] = nil
+		}
+	}
+	for i, p := range props {
+		if p != nil {
+			out[i].data, out[i].err = n.await(p)
+		}
+	}
+	return out
+}
+
+func (n *Node) enqueue(p *proposal) error {
+	select {
+	case <-n.stopping:
+		return ErrStopped
+	default:
+	}
+	select {
+	case n.proposals <- p:
+		return nil
+	case <-p.ctx.Done():
+		return ctxError(p.ctx)
+	case <-n.stopping:
+		return ErrStopped
+	}
+}
+
+func (n *Node) await(p *proposal) ([]byte, error) {
+	select {
+	case r := <-p.done:
+		return r.data, r.err
+	case <-p.ctx.Done():
+		return nil, ctxError(p.ctx)
+	case <-n.stopping:
+		select {
+		case r := <-p.done:
+			return r.data, r.err
+		default:
+			return nil, ErrStopped
+		}
+	}
+}
+
+// proposeLoop is one proposer: it takes the next proposal, packs whatever
+// else is queued (up to MaxProposalBatch payloads and MaxBatchBytes), and
+// replicates the batch. With proposersPerNode loops one batch is in flight
+// while the next fills.
+func (n *Node) proposeLoop() {
+	for {
+		var first *proposal
+		select {
+		case first = <-n.proposals:
+		case <-n.stopping:
+			n.failQueued()
+			return
+		}
+		batch := n.fillBatch(first)
+		if len(batch) > 0 {
+			n.submit(batch)
+		}
+	}
+}
+
+// failQueued answers every queued proposal with ErrStopped.
+func (n *Node) failQueued() {
+	for {
+		select {
+		case p := <-n.proposals:
+			p.answer(nil, ErrStopped)
+		default:
+			return
+		}
+	}
+}
+
+// fillBatch adds queued proposals to first without waiting.
+func (n *Node) fillBatch(first *proposal) []*proposal {
+	batch := make([]*proposal, 0, 16)
+	size := 0
+	add := func(p *proposal) {
+		if p.ctx.Err() != nil {
+			p.answer(nil, ctxError(p.ctx)) // its caller has gone
+			return
+		}
+		batch = append(batch, p)
+		size += len(p.payload)
+	}
+	add(first)
+	for len(batch) < n.cfg.MaxProposalBatch && size < n.cfg.MaxBatchBytes {
+		select {
+		case p := <-n.proposals:
+			add(p)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// submit replicates batch on the leader or forwards it, retrying while no
+// leader is known (up to an election timeout) and while a leader answers
+// that it no longer leads (nothing was appended then). Every proposal in
+// batch is answered.
+func (n *Node) submit(batch []*proposal) {
+	deadline := time.Now().Add(n.cfg.ElectionTimeout)
+	for {
+		batch = dropGone(batch)
+		if len(batch) == 0 {
+			return
+		}
+		select {
+		case <-n.stopping:
+			answerAll(batch, ErrStopped)
+			return
+		default:
+		}
+		if n.raft.State() == raft.Leader {
+			if !n.applyLocal(batch) {
+				return
+			}
+		} else {
+			batch = failForwarded(batch)
+			if len(batch) == 0 {
+				return
+			}
+			if addr, id := n.raft.LeaderWithID(); id != "" && addr != "" {
+				if !n.forward(batch, string(addr), deadline) {
+					return
+				}
+			}
+		}
+		if err := n.pause(context.Background(), deadline); err != nil {
+			answerAll(batch, err)
+			return
+		}
+	}
+}
+
+// applyLocal appends batch as one entry and answers it; it returns true
+// (and answers nothing) when the entry was certainly not appended because
+// this node is not, or no longer, the leader.
+func (n *Node) applyLocal(batch []*proposal) (retry bool) {
+	payloads := make([][]byte, len(batch))
+	for i, p := range batch {
+		payloads[i] = p.payload
+	}
+	fut := n.raft.Apply(packPayloads(payloads), n.cfg.ElectionTimeout)
+	if err := fut.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			return true
+		case errors.Is(err, raft.ErrLeadershipLost):
+			answerAll(batch, fmt.Errorf("apply: %w", ErrLeaderChanged))
+		case errors.Is(err, raft.ErrRaftShutdown):
+			answerAll(batch, fmt.Errorf("apply: %w", ErrStopped))
+		case errors.Is(err, raft.ErrEnqueueTimeout):
+			answerAll(batch, fmt.Errorf("apply: %w", ErrTimeout))
+		default:
+			answerAll(batch, fmt.Errorf("apply: %w", err))
+		}
+		return false
+	}
+	results, ok := fut.Response().([][]byte)
+	if !ok || len(results) != len(batch) {
+		answerAll(batch, fmt.Errorf("apply entry %d: state machine returned no results for it", fut.Index()))
+		return false
+	}
+	for i, p := range batch {
+		p.answer(results[i], nil)
+	}
+	return false
+}
+
+// forward sends batch to the leader at addr and answers it; it returns true
+// (and answers nothing) when nothing can have been appended: the leader
+// could not be reached, or answered that it does not lead.
+func (n *Node) forward(batch []*proposal, addr string, deadline time.Time) (retry bool) {
+	cc, err := n.conns.get(addr)
+	if err != nil {
+		answerAll(batch, err)
+		return false
+	}
+	ctx, cancel := n.batchContext(batch)
+	defer cancel()
+	// Send only over an established connection: a failure before the
+	// request leaves this node is then a plain retry, and a failure after
+	// it has an unknown outcome.
+	if !n.waitReady(ctx, cc, deadline) {
+		return true
+	}
+	payloads := make([][]byte, len(batch))
+	for i, p := range batch {
+		payloads[i] = p.payload
+	}
+	results, err := peerClient{cc}.propose(ctx, payloads)
+	if err != nil {
+		switch {
+		case errors.Is(err, ErrNotLeader):
+			return true
+		case ctx.Err() != nil:
+			// Every caller has gone (each was answered by its own
+			// context) or the node is stopping.
+			answerAll(batch, ErrStopped)
+		case status.Code(err) == codes.Unavailable:
+			answerAll(batch, fmt.Errorf("forward to leader %s: %w (%w)", addr, ErrLeaderChanged, err))
+		default:
+			answerAll(batch, fmt.Errorf("forward to leader %s: %w", addr, err))
+		}
+		return false
+	}
+	retried := batch[:0:0]
+	for i, p := range batch {
+		if errors.Is(results[i].err, ErrNotLeader) {
+			retried = append(retried, p)
+			continue
+		}
+		p.answer(results[i].data, results[i].err)
+	}
+	if len(retried) > 0 {
+		// Part of a forwarded batch reached the old leader's queue after
+		// it stepped down; those were not appended.
+		n.resubmit(retried)
+	}
+	return false
+}
+
+// resubmit puts proposals back at the end of the queue.
+func (n *Node) resubmit(ps []*proposal) {
+	for _, p := range ps {
+		select {
+		case n.proposals <- p:
+		case <-n.stopping:
+			p.answer(nil, ErrStopped)
+		default:
+			// The queue is full: fail rather than block a proposer.
+			p.answer(nil, ErrLeaderChanged)
+		}
+	}
+}
+
+// batchContext is cancelled when every proposal's caller has gone or the
+// node stops.
+func (n *Node) batchContext(batch []*proposal) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(n.life)
+	var remaining atomic.Int64
+	remaining.Store(int64(len(batch)))
+	stops := make([]func() bool, 0, len(batch))
+	for _, p := range batch {
+		stops = append(stops, context.AfterFunc(p.ctx, func() {
+			if remaining.Add(-1) == 0 {
+				cancel()
+			}
+		}))
+	}
+	return ctx, func() {
+		for _, s := range stops {
+			s()
+		}
+		cancel()
+	}
+}
+
+// waitReady waits until cc is connected, up to a fifth of an election
+// timeout (the caller then looks up the leader again) or deadline.
+func (n *Node) waitReady(ctx context.Context, cc *grpc.ClientConn, deadline time.Time) bool {
+	ctx, cancel := context.WithDeadline(ctx, earliest(deadline, time.Now().Add(n.cfg.ElectionTimeout/5)))
+	defer cancel()
+	for {
+		s := cc.GetState()
+		switch s {
+		case connectivity.Ready:
+			return true
+		case connectivity.Idle:
+			cc.Connect()
+		case connectivity.Shutdown:
+			return false
+		}
+		if !cc.WaitForStateChange(ctx, s) {
+			return false
+		}
+	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// dropGone answers and removes proposals whose callers have gone.
+func dropGone(batch []*proposal) []*proposal {
+	kept := batch[:0]
+	for _, p := range batch {
+		if p.ctx.Err() != nil {
+			p.answer(nil, ctxError(p.ctx))
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return kept
+}
+
+// failForwarded answers forwarded proposals with ErrNotLeader (a follower
+// must not forward them again) and returns the others.
+func failForwarded(batch []*proposal) []*proposal {
+	kept := batch[:0]
+	for _, p := range batch {
+		if p.forwarded {
+			p.answer(nil, ErrNotLeader)
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return kept
+}
+
+func answerAll(batch []*proposal, err error) {
+	for _, p := range batch {
+		p.answer(nil, err)
+	}
+}
