@@ -3,6 +3,7 @@ package mvcc
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -30,12 +31,18 @@ func (s *Store) Range(req *pb.RangeRequest) (*pb.RangeResponse, error) {
 	if err := CheckRange(req); err != nil {
 		return nil, err
 	}
-	st := s.state.Load()
-	resp, err := s.rangeIndex(st.idx, st.rev, st.compactRev, req, nil)
-	if err != nil {
-		return nil, err
+	for attempt := 0; ; attempt++ {
+		st := s.state.Load()
+		resp, err := s.rangeIndex(st.idx, st.rev, st.compactRev, req, nil)
+		// A read of the current revision can be overtaken by a compaction
+		// scheduled after it picked its index (the rows it wanted were
+		// superseded and removed). It asked for "now", not for a compacted
+		// revision: read again at the new current revision.
+		if errors.Is(err, ErrCompacted) && req.Revision == 0 && attempt < 10 {
+			continue
+		}
+		return resp, err
 	}
-	return resp, nil
 }
 
 // RangeAt returns the value of key at revision rev (nil if the key did not
