@@ -42,8 +42,8 @@ type Cluster struct {
 // Member is one agent of a Cluster.
 type Member struct {
 	Name       string
-	ClientAddr string // host:port of the etcd API
-	PeerAddr   string // host:port of the peer port
+	ClientAddr string       // host:port of the etcd API
+	PeerAddr   string       // host:port of the peer port
 	Agent      *agent.Agent // nil while stopped
 	cfg        agent.Config
 	host       *faultnet.Host
