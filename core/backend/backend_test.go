@@ -25,7 +25,6 @@ func openTest(t testing.TB, path string, mod ...func(*backend.Config)) *backend.
 		path = filepath.Join(t.TempDir(), "db")
 	}
 	cfg := backend.DefaultConfig(path)
-	cfg.InitialMmapSize = 1 << 20
 	for _, m := range mod {
 		m(&cfg)
 	}

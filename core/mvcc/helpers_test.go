@@ -73,7 +73,6 @@ func newStore(t testing.TB) *mvcc.Store { return newEnv(t, mvcc.DefaultConfig())
 func (e *env) open() {
 	e.t.Helper()
 	bc := backend.DefaultConfig(e.path)
-	bc.InitialMmapSize = 1 << 20
 	bc.BatchInterval = 5 * time.Millisecond
 	be, err := backend.Open(bc)
 	if err != nil {

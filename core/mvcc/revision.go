@@ -11,10 +11,6 @@ type revision struct {
 	main, sub int64
 }
 
-func (a revision) less(b revision) bool {
-	return a.main < b.main || (a.main == b.main && a.sub < b.sub)
-}
-
 // Key bucket layout (etcd's): 8 bytes big-endian main, '_', 8 bytes
 // big-endian sub, and a trailing 't' for a tombstone. Byte order equals
 // revision order.
