@@ -56,6 +56,7 @@ func Start(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
 	if err := checkImplemented(&cfg); err != nil {
 		return nil, err
 	}
+	devTimings(&cfg)
 	scfg, err := serverConfig(&cfg, opts.PeerNetwork, log)
 	if err != nil {
 		return nil, err
@@ -219,6 +220,17 @@ func serverConfig(c *Config, peerNet raftnode.Network, log *slog.Logger) (server
 	s.PeerNetwork = peerNet
 	s.Logger = log
 	return s, nil
+}
+
+// devTimings shortens a dev node's raft timings (unless the user set
+// them): a lone member waits one election timeout before it elects itself,
+// and a dev node should serve well under a second after it starts.
+func devTimings(c *Config) {
+	if !c.Dev || c.Origin("heartbeat-interval") != "" || c.Origin("election-timeout") != "" {
+		return
+	}
+	c.Raft.HeartbeatInterval = 10 * time.Millisecond
+	c.Raft.ElectionTimeout = 100 * time.Millisecond
 }
 
 // errNotImplemented marks configuration Concord accepts (it is etcd's) but
