@@ -39,6 +39,7 @@ type Hub struct {
 	compactSeen  int64
 	watchers     int
 	slowWatchers int
+	fellBehind   int64
 	// touched is Notify's scratch list of watchers with pending events.
 	touched []*watcher
 
@@ -159,6 +160,7 @@ func (h *Hub) Notify(rev int64, events []*mvccpb.Event) {
 		h.synced.remove(w)
 		w.minRev = rev
 		h.markSlowLocked(w)
+		h.fellBehind++
 		demoted = true
 	}
 	clear(touched)
@@ -291,6 +293,9 @@ type Stats struct {
 	// BufferedEvents are queued on streams, not yet received by their
 	// consumers (etcd's pending_events_total, but bounded).
 	BufferedEvents int64
+	// FellBehind counts the times a synced watcher found its stream full
+	// and moved to catch-up.
+	FellBehind int64
 }
 
 // Stats returns current counters.
@@ -303,5 +308,6 @@ func (h *Hub) Stats() Stats {
 		Watchers:       h.watchers,
 		SlowWatchers:   h.slowWatchers,
 		BufferedEvents: h.bufferedEvents.Load(),
+		FellBehind:     h.fellBehind,
 	}
 }

@@ -74,7 +74,7 @@ func TestLiveEventsSingleKeyPrefixAndFromKey(t *testing.T) {
 	if err := s.RequestProgress(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	rs := rec.waitFor(t, "progress", hasProgressAtLeast(last))
+	rs := rec.waitProgress(t, last)
 
 	for _, c := range []struct {
 		id       int64
@@ -118,7 +118,7 @@ func TestFilters(t *testing.T) {
 	if err := s.RequestProgress(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	rs := rec.waitFor(t, "progress", hasProgressAtLeast(last))
+	rs := rec.waitProgress(t, last)
 
 	var puts, dels []*mvccpb.Event
 	for _, ev := range store.expected([]byte("k"), nil, 1) {
@@ -152,7 +152,7 @@ func TestPrevKV(t *testing.T) {
 	if err := s.RequestProgress(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	rs := rec.waitFor(t, "progress", hasProgressAtLeast(last))
+	rs := rec.waitProgress(t, last)
 
 	prevs := func(evs []*mvccpb.Event) []string {
 		var out []string
@@ -248,7 +248,7 @@ func TestCancel(t *testing.T) {
 	if err := s.RequestProgress(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	rs := rec.waitFor(t, "progress", hasProgressAtLeast(last))
+	rs := rec.waitProgress(t, last)
 	if n := len(eventsOf(rs, id)); n != 1 {
 		t.Fatalf("canceled watcher got %d events, want 1 (before cancel)", n)
 	}
@@ -324,11 +324,11 @@ func TestFutureStartRevision(t *testing.T) {
 	wr.write(put("k", "2"))
 	wr.write(put("k", "3"))
 	last := wr.write(put("k", "4"))
-	rec.waitFor(t, "deferred progress", hasProgressAtLeast(3))
+	rec.waitProgress(t, 3)
 	if err := s.RequestProgress(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	rs := rec.waitFor(t, "progress", hasProgressAtLeast(last))
+	rs := rec.waitProgress(t, last)
 	sameEvents(t, "from 3", eventsOf(rs, id), store.expected([]byte("k"), nil, 3))
 	for _, r := range rs {
 		if r.WatchID == ProgressWatchID && r.Revision < 3 {

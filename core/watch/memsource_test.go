@@ -194,22 +194,37 @@ func (w writer) write(ops ...op) int64 {
 
 // recorder collects a stream's responses.
 type recorder struct {
-	mu      sync.Mutex
-	resps   []Response
+	mu    sync.Mutex
+	resps []Response
+	// progress is the highest stream-wide progress revision seen;
+	// events counts events per watch id. Waiting on these is O(1) per
+	// response where a condition over all responses would be quadratic.
+	progress int64
+	events   map[int64]int
+	// changed is closed on the next response when waiting is set.
 	changed chan struct{}
+	waiting bool
+	hub     *Hub
 	done    chan struct{}
 }
 
 // record starts reading s.Chan() until it is closed.
 func record(s *Stream) *recorder {
-	r := &recorder{changed: make(chan struct{}), done: make(chan struct{})}
+	r := &recorder{changed: make(chan struct{}), done: make(chan struct{}), events: make(map[int64]int), hub: s.hub}
 	go func() {
 		defer close(r.done)
 		for resp := range s.Chan() {
 			r.mu.Lock()
 			r.resps = append(r.resps, resp)
-			close(r.changed)
-			r.changed = make(chan struct{})
+			r.events[resp.WatchID] += len(resp.Events)
+			if resp.WatchID == ProgressWatchID && resp.IsProgressNotify() {
+				r.progress = max(r.progress, resp.Revision)
+			}
+			if r.waiting {
+				close(r.changed)
+				r.changed = make(chan struct{})
+				r.waiting = false
+			}
 			r.mu.Unlock()
 		}
 	}()
@@ -238,11 +253,12 @@ func (r *recorder) waitFor(t testing.TB, what string, cond func([]Response) bool
 			return out
 		}
 		ch := r.changed
+		r.waiting = true
 		r.mu.Unlock()
 		select {
 		case <-ch:
 		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s; have %d responses: %s", what, len(r.snapshot()), describe(r.snapshot()))
+			t.Fatalf("timed out waiting for %s; have %d responses: %s\n%s", what, len(r.snapshot()), describe(r.snapshot()), r.hub.debugString())
 		}
 	}
 }
@@ -270,17 +286,16 @@ func eventsOf(rs []Response, id int64) []*mvccpb.Event {
 	return out
 }
 
-// hasProgressAtLeast reports whether a stream-wide progress reply at rev
-// or later arrived.
-func hasProgressAtLeast(rev int64) func([]Response) bool {
-	return func(rs []Response) bool {
-		for _, r := range rs {
-			if r.WatchID == ProgressWatchID && r.IsProgressNotify() && r.Revision >= rev {
-				return true
-			}
-		}
-		return false
-	}
+// waitProgress waits for a stream-wide progress reply at rev or later.
+func (r *recorder) waitProgress(t testing.TB, rev int64) []Response {
+	t.Helper()
+	return r.waitFor(t, fmt.Sprintf("progress at %d", rev), func([]Response) bool { return r.progress >= rev })
+}
+
+// waitEvents waits until watch id has received n events.
+func (r *recorder) waitEvents(t testing.TB, id int64, n int) []Response {
+	t.Helper()
+	return r.waitFor(t, fmt.Sprintf("%d events for watch %d", n, id), func([]Response) bool { return r.events[id] >= n })
 }
 
 func sameEvents(t testing.TB, what string, got, want []*mvccpb.Event) {
