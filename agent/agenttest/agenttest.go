@@ -14,6 +14,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/concordkv/concord/agent"
 	"github.com/concordkv/concord/core/raftnode/faultnet"
@@ -152,7 +153,7 @@ func (c *Cluster) Client(members ...int) *clientv3.Client {
 	for _, i := range members {
 		eps = append(eps, c.Members[i].ClientAddr)
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		c.t.Fatalf("agenttest: client: %v", err)
 	}
