@@ -44,7 +44,7 @@ func TestRangeTreeAgainstBruteForce(t *testing.T) {
 	key := func() []byte { return []byte{byte('a' + rng.IntN(20)), byte('a' + rng.IntN(3))} }
 	var tree rangeTree
 	live := map[*watcher]keyRange{}
-	for step := range 20000 {
+	for step := range 6000 {
 		switch {
 		case len(live) < 300 && rng.IntN(3) > 0:
 			start := key()

@@ -1,0 +1,5 @@
+package watch
+
+import "runtime"
+
+func yield() { runtime.Gosched() }
