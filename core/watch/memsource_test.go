@@ -18,8 +18,10 @@ type memStore struct {
 	mu      sync.RWMutex
 	rev     int64
 	compact int64
-	// log holds the revisions above compact, in order.
-	log []memRevision
+	// log holds the revisions above compact, in order; full all of them,
+	// for computing what watchers should have received.
+	log  []memRevision
+	full []memRevision
 	// versions of every key, oldest first; a nil kv is a delete.
 	versions map[string][]memVersion
 	// eventsCalls counts Events calls (to see reads shared).
@@ -85,6 +87,7 @@ func (m *memStore) write(ops ...op) (int64, []*mvccpb.Event) {
 	}
 	m.rev = rev
 	m.log = append(m.log, memRevision{rev: rev, events: evs})
+	m.full = append(m.full, memRevision{rev: rev, events: evs})
 	return rev, evs
 }
 
@@ -165,7 +168,7 @@ func (m *memStore) expected(key, end []byte, fromRev int64) []*mvccpb.Event {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	var out []*mvccpb.Event
-	for _, r := range m.log {
+	for _, r := range m.full {
 		if r.rev < fromRev {
 			continue
 		}

@@ -231,3 +231,121 @@ func TestOrderingAgainstConcurrentWriters(t *testing.T) {
 	}
 	t.Logf("%+v", st)
 }
+
+// TestCompactionRacesCatchUp compacts history while watchers replay it and
+// while some streams are stalled. Each watcher must end with either every
+// matching event, or a gap-free prefix of them followed by a compaction
+// cancel and nothing after.
+func TestCompactionRacesCatchUp(t *testing.T) {
+	revisions := 2000
+	if testing.Short() {
+		revisions = 500
+	}
+	h, store, wr := newTestHub(t, func(c *Config) {
+		c.StreamBufferEvents = 16
+		c.CatchUpBatchEvents = 4
+		c.CatchUpRetryInterval = time.Millisecond
+	})
+	const streams = 3
+	ss := make([]*Stream, streams)
+	recs := make([]*recorder, streams)
+	var watches []createdWatch
+	rng := rand.New(rand.NewPCG(3, 4))
+	for si := range ss {
+		s, err := h.NewStream()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		ss[si] = s
+		if si != 2 { // stream 2 stays stalled until the end
+			recs[si] = record(s)
+		}
+	}
+	half := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		wrng := rand.New(rand.NewPCG(5, 6))
+		for store.Rev() < int64(revisions) {
+			rev := wr.write(put(fmt.Sprintf("c/%d", wrng.IntN(10)), "v"))
+			if rev == int64(revisions/2) {
+				close(half)
+			}
+			if rev%100 == 0 && rev > 400 {
+				store.compactTo(rev - 400)
+			}
+		}
+	}()
+	create := func(si int, from int64) {
+		cw := createdWatch{stream: si, key: []byte("c/"), end: prefixEnd("c/"), startRev: from}
+		if si == 1 {
+			cw.key, cw.end = []byte("c/3"), nil
+		}
+		id, err := ss[si].Watch(t.Context(), &pb.WatchCreateRequest{Key: cw.key, RangeEnd: cw.end, StartRevision: cw.startRev})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cw.id = id
+		watches = append(watches, cw)
+	}
+	for si := range ss {
+		create(si, 1)
+	}
+	<-half
+	for si := range ss {
+		for range 5 {
+			cur := store.Rev()
+			create(si, max(1, cur-600+rng.Int64N(600)))
+		}
+	}
+	<-done
+	last := store.Rev()
+	// Replays that start above the last compaction must complete.
+	for si := range ss {
+		create(si, last-300)
+	}
+	recs[2] = record(ss[2])
+
+	canceledSeen := 0
+	for si, s := range ss {
+		if err := s.RequestProgress(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		rs := recs[si].waitProgress(t, last)
+		for _, cw := range watches {
+			if cw.stream != si {
+				continue
+			}
+			want := store.expected(cw.key, cw.end, cw.startRev)
+			got := eventsOf(rs, cw.id)
+			canceled := false
+			for i, r := range rs {
+				if r.WatchID != cw.id || !r.Canceled {
+					continue
+				}
+				if r.CompactRevision == 0 {
+					t.Fatalf("watch %d canceled without compaction", cw.id)
+				}
+				canceled = true
+				for _, later := range rs[i+1:] {
+					if later.WatchID == cw.id {
+						t.Fatalf("watch %d: response after its compaction cancel: %+v", cw.id, later)
+					}
+				}
+			}
+			if canceled {
+				canceledSeen++
+				if len(got) > len(want) {
+					t.Fatalf("watch %d: more events than exist", cw.id)
+				}
+				want = want[:len(got)]
+			}
+			sameEvents(t, fmt.Sprintf("stream %d watch %d from %d (canceled %v)", si, cw.id, cw.startRev, canceled), got, want)
+		}
+	}
+	if canceledSeen == 0 || canceledSeen == len(watches) {
+		t.Fatalf("%d of %d watchers overtaken by compaction: the test must see both outcomes", canceledSeen, len(watches))
+	}
+	t.Logf("%d of %d watchers canceled by compaction; %+v", canceledSeen, len(watches), h.Stats())
+}
