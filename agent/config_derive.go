@@ -76,19 +76,14 @@ func (c *Config) resolve(makeTemp bool) []*KeyError {
 // listens on every interface, which has no address to advertise; not ok
 // when one does not parse (Validate reports that on the listen key).
 func advertiseFromListen(listen []string) (urls []string, ok bool) {
+	seen := map[string]bool{}
 	for _, raw := range listen {
-		u, err := url.Parse(raw)
-		if err != nil {
-			return nil, false
+		if checkURL(raw, roleListen) != "" || seen[raw] {
+			return nil, false // Validate reports it on the listen key
 		}
-		if u.Scheme == "unix" || u.Scheme == "unixs" {
-			continue
-		}
-		host := u.Hostname()
-		if host == "" {
-			return nil, false
-		}
-		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		seen[raw] = true
+		u, _ := url.Parse(raw)
+		if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsUnspecified() {
 			return nil, true
 		}
 	}

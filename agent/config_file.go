@@ -84,6 +84,9 @@ func (l *fileLoader) parse(data []byte) (*yaml.Node, error) {
 			l.fail(tab, "", ErrSyntax, "tab character in indentation (YAML indents with spaces only)")
 			return nil, err
 		}
+		if at := firstBadLine(data); at > 0 {
+			line = at
+		}
 		if line > 0 {
 			l.fail(line, "", ErrSyntax, "%s", msg)
 			return nil, err
@@ -108,6 +111,24 @@ func (l *fileLoader) parse(data []byte) (*yaml.Node, error) {
 		return nil, errors.New("not a mapping")
 	}
 	return root, nil
+}
+
+// firstBadLine returns the line at which data stops being YAML: one past
+// the longest prefix of whole lines that parses. yaml.v3's own line numbers
+// point at where the enclosing construct began, sometimes counted from 0;
+// this points at the line to fix. 0 if data is too long to search.
+func firstBadLine(data []byte) int {
+	lines := strings.SplitAfter(string(data), "\n")
+	if len(lines) > 2000 {
+		return 0
+	}
+	for n := len(lines) - 1; n > 0; n-- {
+		var doc yaml.Node
+		if yaml.Unmarshal([]byte(strings.Join(lines[:n], "")), &doc) == nil {
+			return n + 1
+		}
+	}
+	return 1
 }
 
 // tabIndentedLine returns the first line (1-based) whose indentation holds a

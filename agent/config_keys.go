@@ -16,6 +16,7 @@ type keySpec struct {
 	key   string
 	flag  string
 	usage string
+	group string // heading in docs/configuration.md
 	// docDefault is the default as the docs and --help show it, when the
 	// value in DefaultConfig is derived from other keys.
 	docDefault string
@@ -150,40 +151,46 @@ func supportedKeys() []*keySpec {
 	k := func(key, usage string, field func(c *Config) keyValue) *keySpec {
 		return &keySpec{key: key, flag: key, usage: usage, field: field}
 	}
-	specs := []*keySpec{
-		// Member.
+	var specs []*keySpec
+	group := func(name string, members ...*keySpec) {
+		for _, s := range members {
+			s.group = name
+		}
+		specs = append(specs, members...)
+	}
+	group("Member",
 		k("name", "Human-readable name for this member, unique in the cluster.",
 			str(func(c *Config) *string { return &c.Name })),
-		{key: "data-dir", flag: "data-dir", docDefault: "<name>.etcd",
+		&keySpec{key: "data-dir", flag: "data-dir", docDefault: "<name>.etcd",
 			usage: "Path to the data directory.",
 			field: str(func(c *Config) *string { return &c.DataDir })},
 		k("wal-dir", "Path to a dedicated directory for the raft log (default: inside data-dir).",
 			str(func(c *Config) *string { return &c.WALDir })),
 		k("dev", "Run one throw-away node: data in a fresh temporary directory, client and peer URLs on 127.0.0.1:2379 and 127.0.0.1:2380 (fills only what is not set).",
 			boolean(func(c *Config) *bool { return &c.Dev })),
-
-		// Network.
+	)
+	group("Network",
 		k("listen-client-urls", "List of URLs to listen on for client traffic (gRPC and the HTTP gateway); hosts must be IP addresses or localhost.",
 			list(func(c *Config) *[]string { return &c.Network.ListenClientURLs })),
-		{key: "advertise-client-urls", flag: "advertise-client-urls", docDefault: DefaultListenClientURL + ", or listen-client-urls when only those are set",
+		&keySpec{key: "advertise-client-urls", flag: "advertise-client-urls", docDefault: DefaultListenClientURL + " (or listen-client-urls, when only those are set)",
 			usage: "List of this member's client URLs to advertise to the cluster and to clients.",
 			field: list(func(c *Config) *[]string { return &c.Network.AdvertiseClientURLs })},
 		k("listen-peer-urls", "List of URLs to listen on for peer traffic (raft and internal RPCs); hosts must be IP addresses or localhost.",
 			list(func(c *Config) *[]string { return &c.Network.ListenPeerURLs })),
-		{key: "initial-advertise-peer-urls", flag: "initial-advertise-peer-urls", docDefault: DefaultListenPeerURL + ", or listen-peer-urls when only those are set",
+		&keySpec{key: "initial-advertise-peer-urls", flag: "initial-advertise-peer-urls", docDefault: DefaultListenPeerURL + " (or listen-peer-urls, when only those are set)",
 			usage: "List of this member's peer URLs to advertise to the rest of the cluster.",
 			field: list(func(c *Config) *[]string { return &c.Network.InitialAdvertisePeerURLs })},
 		k("listen-metrics-urls", "List of additional URLs to serve /metrics and the health endpoints on.",
 			list(func(c *Config) *[]string { return &c.Metrics.ListenURLs })),
-		{key: secSocket + ".reuse-address", flag: "socket-reuse-address",
+		&keySpec{key: secSocket + ".reuse-address", flag: "socket-reuse-address",
 			usage: "Set SO_REUSEADDR on listeners, to bind an address still in TIME_WAIT.",
 			field: boolean(func(c *Config) *bool { return &c.Network.SocketReuseAddress })},
-		{key: secSocket + ".reuse-port", flag: "socket-reuse-port",
+		&keySpec{key: secSocket + ".reuse-port", flag: "socket-reuse-port",
 			usage: "Set SO_REUSEPORT on listeners, to bind a port already in use.",
 			field: boolean(func(c *Config) *bool { return &c.Network.SocketReusePort })},
-
-		// Cluster bootstrap and membership.
-		{key: "initial-cluster", flag: "initial-cluster", docDefault: "<name>=<initial-advertise-peer-urls>",
+	)
+	group("Cluster",
+		&keySpec{key: "initial-cluster", flag: "initial-cluster", docDefault: "<name>=<initial-advertise-peer-urls>",
 			usage: "Every member at bootstrap, as name=peerURL,name=peerURL; ignored on restart.",
 			field: str(func(c *Config) *string { return &c.Cluster.InitialCluster })},
 		k("initial-cluster-token", "Token that makes the new cluster's identity unique during bootstrap.",
@@ -194,8 +201,8 @@ func supportedKeys() []*keySpec {
 			boolean(func(c *Config) *bool { return &c.Cluster.StrictReconfigCheck })),
 		k("max-learners", "Maximum number of learners (non-voting members) in the cluster at once.",
 			func(c *Config) keyValue { return intValue[int]{p: &c.Cluster.MaxLearners} }),
-
-		// Raft.
+	)
+	group("Raft",
 		k("heartbeat-interval", "Time (in milliseconds) of a heartbeat interval.",
 			millis(func(c *Config) *time.Duration { return &c.Raft.HeartbeatInterval })),
 		k("election-timeout", "Time (in milliseconds) for an election to time out; at least 5 times heartbeat-interval.",
@@ -206,8 +213,8 @@ func supportedKeys() []*keySpec {
 			func(c *Config) keyValue { return intValue[uint64]{p: &c.Raft.SnapshotCount} }),
 		k("snapshot-catchup-entries", "Number of entries kept after a snapshot for slow followers to catch up from.",
 			func(c *Config) keyValue { return intValue[uint64]{p: &c.Raft.SnapshotCatchUpEntries} }),
-
-		// Store.
+	)
+	group("Store",
 		k("quota-backend-bytes", "Database size (bytes) that raises the NOSPACE alarm and stops writes; 0 means the default, negative disables.",
 			func(c *Config) keyValue { return intValue[int64]{p: &c.Store.QuotaBackendBytes, unit: "bytes"} }),
 		k("max-txn-ops", "Maximum number of operations in one transaction.",
@@ -222,8 +229,8 @@ func supportedKeys() []*keySpec {
 			dur("10m", func(c *Config) *time.Duration { return &c.Store.WatchProgressNotifyInterval })),
 		k("lease-revoke-rate", "Maximum expired leases revoked per second (Concord's own).",
 			func(c *Config) keyValue { return intValue[int]{p: &c.Store.LeaseRevokeRate} }),
-
-		// gRPC.
+	)
+	group("gRPC",
 		k("grpc-keepalive-min-time", "Minimum interval a client should wait between pings; faster clients are cut off.",
 			dur("5s", func(c *Config) *time.Duration { return &c.GRPC.KeepAliveMinTime })),
 		k("grpc-keepalive-interval", "Interval of server-to-client pings on idle connections (0 disables).",
@@ -234,8 +241,8 @@ func supportedKeys() []*keySpec {
 			func(c *Config) keyValue { return intValue[uint32]{p: &c.GRPC.MaxConcurrentStreams} }),
 		k("enable-grpc-gateway", "Serve the HTTP/JSON gateway under /v3/ on the client URLs.",
 			boolean(func(c *Config) *bool { return &c.GRPC.EnableGateway })),
-
-		// Auth.
+	)
+	group("Authentication",
 		k("auth-token", "Token type: 'simple', or 'jwt,sign-method=RS256,pub-key=PATH,priv-key=PATH[,ttl=5m]'.",
 			str(func(c *Config) *string { return &c.Auth.Token })),
 		k("auth-token-ttl", "Lifetime (in seconds) of an unused simple token.",
@@ -244,8 +251,8 @@ func supportedKeys() []*keySpec {
 			}),
 		k("bcrypt-cost", "Cost of bcrypt password hashing, 4 to 31.",
 			func(c *Config) keyValue { return intValue[int]{p: &c.Auth.BcryptCost} }),
-
-		// TLS, shared.
+	)
+	group("TLS",
 		k("tls-min-version", "Minimum TLS version: TLS1.2 or TLS1.3.",
 			str(func(c *Config) *string { return &c.TLS.MinVersion })),
 		k("tls-max-version", "Maximum TLS version: TLS1.2 or TLS1.3 (empty: Go's newest).",
@@ -254,17 +261,17 @@ func supportedKeys() []*keySpec {
 			list(func(c *Config) *[]string { return &c.TLS.CipherSuites })),
 		k("self-signed-cert-validity", "Validity (in years) of certificates generated by auto-tls.",
 			func(c *Config) keyValue { return intValue[int]{p: &c.TLS.SelfSignedCertValidity, unit: "years"} }),
-
-		// Logging and debugging.
+	)
+	group("Logging and debugging",
 		k("log-level", "Log level: debug, info, warn or error.",
 			str(func(c *Config) *string { return &c.Log.Level })),
 		k("log-format", "Log format: json or text.",
 			str(func(c *Config) *string { return &c.Log.Format })),
 		k("enable-pprof", "Serve Go's profiler under /debug/pprof/ on the client URLs.",
 			boolean(func(c *Config) *bool { return &c.Metrics.EnablePprof })),
-	}
-	specs = append(specs, transportKeys(secClientTLS, "", "client", func(c *Config) *TransportSecurity { return &c.TLS.Client })...)
-	specs = append(specs, transportKeys(secPeerTLS, "peer-", "peer", func(c *Config) *TransportSecurity { return &c.TLS.Peer })...)
+	)
+	group("Client transport security", transportKeys(secClientTLS, "", "client", func(c *Config) *TransportSecurity { return &c.TLS.Client })...)
+	group("Peer transport security", transportKeys(secPeerTLS, "peer-", "peer", func(c *Config) *TransportSecurity { return &c.TLS.Peer })...)
 	return specs
 }
 
@@ -324,7 +331,7 @@ func unsupportedKeys() []*keySpec {
 		u("initial-election-tick-advance", "", newBool, "Concord's raft has no election ticks to advance", "true"),
 		u("backend-batch-interval", "", newDuration, bboltOwn, "0s"),
 		u("backend-batch-limit", "", newInt, bboltOwn, "0"),
-		u("backend-bbolt-freelist-type", "", newString, bboltOwn, "map"),
+		u("backend-bbolt-freelist-type", "", newString, "the bbolt freelist type is not configurable", "map"),
 		u("listen-client-http-urls", "", newList, "HTTP is served with gRPC on listen-client-urls"),
 		u("discovery-srv", "", newString, noDiscovery),
 		u("discovery-srv-name", "", newString, noDiscovery),
@@ -353,7 +360,7 @@ func unsupportedKeys() []*keySpec {
 		u("bootstrap-defrag-threshold-megabytes", "", newInt, "defragmentation at start is "+notImpl, "0"),
 		u("force-new-cluster", "", newBool, "forcing a new cluster from existing data is "+notImpl, "false"),
 		u("unsafe-no-fsync", "", newBool, "Concord always syncs its log", "false"),
-		u("memory-mlock", "", newBool, notImpl, "false"),
+		u("memory-mlock", "", newBool, "locking memory is "+notImpl, "false"),
 		u("downgrade-check-time", "", newDuration, "downgrades are "+notImpl, "5s"),
 		u("v2-deprecation", "", newString, "Concord has no v2 store", "write-only"),
 		u("metrics", "", newString, "Concord exports one set of metrics", "basic"),

@@ -65,11 +65,14 @@ func (v *validator) failAt(whereKeys, key string, kind error, format string, arg
 
 func (v *validator) member() {
 	c := v.c
+	v.ok["name"] = false
 	switch {
 	case c.Name == "":
 		v.fail("name", ErrBadValue, "must not be empty")
 	case strings.ContainsAny(c.Name, ",= \t"):
 		v.fail("name", ErrBadValue, "%q has a comma, '=' or space, which initial-cluster cannot hold", c.Name)
+	default:
+		v.ok["name"] = true
 	}
 	if c.DataDir == "" {
 		v.fail("data-dir", ErrBadValue, "must not be empty")
@@ -239,6 +242,9 @@ func (v *validator) cluster() {
 	}
 	if cl.MaxLearners < 0 {
 		v.fail("max-learners", ErrBadValue, "must not be negative, got %d", cl.MaxLearners)
+	}
+	if !v.ok["name"] && !c.isSet("initial-cluster") {
+		return // derived from the bad name: nothing more to say
 	}
 	if strings.TrimSpace(cl.InitialCluster) == "" {
 		if v.ok["initial-advertise-peer-urls"] {
