@@ -2,7 +2,6 @@ package watch
 
 import (
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -40,8 +39,8 @@ type Hub struct {
 	watchers     int
 	slowWatchers int
 	fellBehind   int64
-	// touched is Notify's scratch list of watchers with pending events.
-	touched []*watcher
+	// touched is Notify's scratch list of streams with a batch.
+	touched []*Stream
 
 	// bufferedEvents counts events queued on all streams and not yet
 	// received by their consumers.
@@ -126,6 +125,9 @@ func (h *Hub) Notify(rev int64, events []*mvccpb.Event) {
 	}
 	h.rev = rev
 
+	// Gather each watcher's events of this revision, and the watchers by
+	// stream, so that each stream's queue is locked (and its goroutine
+	// woken) once per revision rather than once per watcher.
 	touched := h.touched[:0]
 	for _, ev := range events {
 		if ev == nil || ev.Kv == nil {
@@ -136,32 +138,28 @@ func (h *Hub) Notify(rev int64, events []*mvccpb.Event) {
 				return
 			}
 			if len(w.pending) == 0 {
-				touched = append(touched, w)
+				s := w.stream
+				if len(s.batch) == 0 {
+					touched = append(touched, s)
+				}
+				s.batch = append(s.batch, w)
 			}
 			w.pending = append(w.pending, ev)
 		})
 	}
-	for _, w := range touched {
-		evs := w.pending
-		if len(evs) == len(events) {
-			evs = events // the watcher takes the whole revision: share it
-		} else {
-			evs = slices.Clone(evs)
+	for _, s := range touched {
+		fell := s.enqueueBatch(rev, events)
+		for _, w := range fell {
+			// No room: the watcher leaves the live path and will
+			// read this revision (and what follows) from the source.
+			h.synced.remove(w)
+			w.minRev = rev
+			h.markSlowLocked(w)
+			h.fellBehind++
+			demoted = true
 		}
-		clear(w.pending)
-		w.pending = w.pending[:0]
-		if w.stream.enqueueEvents(w, Response{WatchID: w.id, Revision: rev, Events: evs}) {
-			w.minRev = rev + 1
-			w.sentSinceTick = true
-			continue
-		}
-		// No room: the watcher leaves the live path and will read this
-		// revision (and what follows) from the source.
-		h.synced.remove(w)
-		w.minRev = rev
-		h.markSlowLocked(w)
-		h.fellBehind++
-		demoted = true
+		clear(s.batch)
+		s.batch = s.batch[:0]
 	}
 	clear(touched)
 	h.touched = touched[:0]

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
 // Stream is the hub side of one client Watch stream: many watchers sharing
@@ -31,6 +33,9 @@ type Stream struct {
 	slow             []*watcher
 	slowCount        int
 	progressWatchers int
+	// batch is Notify's scratch: the stream's watchers with events in
+	// the revision being notified.
+	batch []*watcher
 
 	// mu guards the outgoing queue. Lock order: Hub.mu, then Stream.mu.
 	mu    sync.Mutex
@@ -359,6 +364,49 @@ func (s *Stream) enqueueEvents(w *watcher, r Response) bool {
 	s.hub.bufferedEvents.Add(int64(n))
 	s.pushLocked(queued{resp: r, w: w, events: n})
 	return true
+}
+
+// enqueueBatch queues Notify's responses for the watchers in s.batch (their
+// events of revision rev are in w.pending; all of events is shared rather
+// than copied) under one lock, and returns the watchers that found no room.
+// Caller holds Hub.mu.
+func (s *Stream) enqueueBatch(rev int64, events []*mvccpb.Event) (fell []*watcher) {
+	bound := s.hub.cfg.StreamBufferEvents
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	added := 0
+	for _, w := range s.batch {
+		evs := w.pending
+		if len(evs) == len(events) {
+			evs = events // the watcher takes the whole revision: share it
+		} else {
+			evs = slices.Clone(evs)
+		}
+		clear(w.pending)
+		w.pending = w.pending[:0]
+		if s.closed {
+			continue // its watchers are being removed
+		}
+		n := len(evs)
+		if s.buffered > 0 && s.buffered+n > bound {
+			s.starved = true
+			fell = append(fell, w)
+			continue
+		}
+		s.buffered += n
+		added += n
+		s.queue = append(s.queue, queued{resp: Response{WatchID: w.id, Revision: rev, Events: evs}, w: w, events: n})
+		w.minRev = rev + 1
+		w.sentSinceTick = true
+	}
+	if added > 0 {
+		s.hub.bufferedEvents.Add(int64(added))
+		select {
+		case s.ready <- struct{}{}:
+		default:
+		}
+	}
+	return fell
 }
 
 // enqueueControl queues a control response, or a progress notification for
