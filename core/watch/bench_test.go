@@ -3,8 +3,8 @@ package watch
 import (
 	"fmt"
 	"sync/atomic"
-	"time"
 	"testing"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
