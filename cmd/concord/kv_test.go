@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -153,6 +154,20 @@ func TestKV(t *testing.T) {
 		if n := mustGet(t, cl, "d/", clientv3.WithPrefix()).Count; n != 0 {
 			t.Errorf("%d keys left under d/", n)
 		}
+		// A range delete without --range waits for an interrupt first; one
+		// that comes deletes nothing.
+		mustPut(t, cl, "y/c", "kept")
+		interrupted, cancel := context.WithCancel(t.Context())
+		cancel()
+		r := execute(interrupted, "", "kv", "del", "y/c", "y/e", "--endpoints="+strings.Join(c.Endpoints(), ","))
+		if r.code != exitGeneral || !strings.HasPrefix(r.stderr, `Warning: Keys between "y/c" and "y/e" will be deleted.`) ||
+			!strings.HasSuffix(r.stderr, "Error: range delete interrupted: nothing was deleted\n") {
+			t.Errorf("interrupted range delete: exit %d, stderr %q", r.code, r.stderr)
+		}
+		if n := mustGet(t, cl, "y/c").Count; n != 1 {
+			t.Errorf("y/c deleted by an interrupted range delete")
+		}
+
 		// Nothing sorts after zz/b.
 		wantOutput(t, "del from-key", x.ok("kv", "del", "zz/", "--from-key"), "2\n")
 		if n := mustGet(t, cl, "zz/", clientv3.WithFromKey()).Count; n != 0 {
