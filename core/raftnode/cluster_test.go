@@ -2,10 +2,13 @@ package raftnode
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +30,8 @@ type clusterOptions struct {
 	trailingLogs      uint64
 	snapshotInterval  time.Duration
 	logger            *slog.Logger
+	onLeaderChange    func(id uint64) func(isLeader bool, term uint64)
+	walSegmentSize    int
 }
 
 // testCluster is an in-process cluster over loopback TCP through a
@@ -53,8 +58,23 @@ type testMember struct {
 
 func newTestCluster(t testing.TB, size int, opts clusterOptions) *testCluster {
 	t.Helper()
+	return newTestClusterOpts(t, size, opts)
+}
+
+// newTestClusterWithHook starts a cluster whose members report leadership
+// changes to hook(memberID).
+func newTestClusterWithHook(t testing.TB, size int, hook func(id uint64) func(bool, uint64)) *testCluster {
+	t.Helper()
+	return newTestClusterOpts(t, size, clusterOptions{onLeaderChange: hook})
+}
+
+func newTestClusterOpts(t testing.TB, size int, opts clusterOptions) *testCluster {
+	t.Helper()
 	if opts.logStore == "" {
 		opts.logStore = LogStoreWAL
+	}
+	if opts.logger == nil && os.Getenv("RAFTNODE_TEST_LOG") != "" {
+		opts.logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	c := &testCluster{t: t, opts: opts, fab: faultnet.New(), base: t.TempDir()}
 	t.Cleanup(c.stopAll)
@@ -67,7 +87,9 @@ func newTestCluster(t testing.TB, size int, opts clusterOptions) *testCluster {
 		servers = append(servers, Server{ID: m.id, Addr: m.addr, Voter: true})
 	}
 	for _, m := range c.members {
-		if err := m.node.Bootstrap(servers); err != nil {
+		// A member may already have received the configuration from the
+		// first leader: that is the documented no-op.
+		if err := m.node.Bootstrap(servers); err != nil && !errors.Is(err, ErrAlreadyBootstrapped) {
 			t.Fatalf("bootstrap %s: %v", m.name, err)
 		}
 	}
@@ -115,6 +137,10 @@ func (c *testCluster) config(m *testMember) Config {
 		cfg.SnapshotInterval = c.opts.snapshotInterval
 	}
 	cfg.Logger = c.opts.logger
+	cfg.walSegmentSize = c.opts.walSegmentSize
+	if c.opts.onLeaderChange != nil {
+		cfg.OnLeaderChange = c.opts.onLeaderChange(m.id)
+	}
 	return cfg
 }
 
@@ -232,19 +258,27 @@ func (c *testCluster) waitConverged(members ...*testMember) {
 	if len(members) == 0 {
 		members = c.running()
 	}
+	describe := func() string {
+		var b strings.Builder
+		for _, m := range members {
+			fmt.Fprintf(&b, "\n%s: %+v records=%d", m.name, m.node.Status(), len(m.sm.Records()))
+		}
+		return b.String()
+	}
+	defer func() {
+		if c.t.Failed() {
+			c.t.Log("member states:", describe())
+		}
+	}()
+	// Raft's no-op and barrier entries never reach the state machine, so
+	// the applied index may stay below the commit index; members agree
+	// when their commit and applied indexes and records are equal.
 	waitFor(c.t, 10*time.Second, "members to converge", func() bool {
-		var commit uint64
+		first := members[0].node.Status()
+		want := len(members[0].sm.Records())
 		for _, m := range members {
-			commit = max(commit, m.node.Status().CommitIndex)
-		}
-		for _, m := range members {
-			if m.node.Status().AppliedIndex < commit {
-				return false
-			}
-		}
-		want := members[0].sm.Records()
-		for _, m := range members[1:] {
-			if len(m.sm.Records()) != len(want) {
+			st := m.node.Status()
+			if st.CommitIndex != first.CommitIndex || st.AppliedIndex != first.AppliedIndex || len(m.sm.Records()) != want {
 				return false
 			}
 		}

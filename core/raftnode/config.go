@@ -42,14 +42,17 @@ type Config struct {
 	Network Network
 
 	// HeartbeatInterval and ElectionTimeout are etcd's flags (defaults 100 ms
-	// and 1 s). hashicorp/raft sends heartbeats every HeartbeatTimeout/10 and
-	// a follower starts an election after a random time in [HeartbeatTimeout,
-	// 2×HeartbeatTimeout) without contact, so raft's HeartbeatTimeout is
-	// min(ElectionTimeout, 10×HeartbeatInterval): heartbeats go out at least
-	// every HeartbeatInterval and failure detection takes about one to two
-	// ElectionTimeouts, as in etcd. Raft's ElectionTimeout (candidate state)
-	// is ElectionTimeout; LeaderLeaseTimeout (the leader steps down after
-	// that long without a quorum) is half of raft's HeartbeatTimeout.
+	// and 1 s). hashicorp/raft derives its heartbeat period from its
+	// HeartbeatTimeout (period = HeartbeatTimeout/10), and a follower
+	// campaigns after one to three HeartbeatTimeouts without contact (its
+	// timer is re-armed at random in [HT, 2HT)), where etcd's follower waits
+	// one to two ElectionTimeouts. So raft's HeartbeatTimeout is
+	// min(ElectionTimeout/2, 10×HeartbeatInterval): heartbeats go out at
+	// least every HeartbeatInterval (every 50 ms with the defaults) and a
+	// dead leader is replaced within about two ElectionTimeouts, as in
+	// etcd. Raft's ElectionTimeout (candidate state) is ElectionTimeout;
+	// LeaderLeaseTimeout (a leader without a quorum steps down after it)
+	// equals raft's HeartbeatTimeout.
 	HeartbeatInterval time.Duration
 	ElectionTimeout   time.Duration
 
@@ -88,6 +91,11 @@ type Config struct {
 	RegisterPeerServices func(s *grpc.Server)
 	// Logger receives raftnode's and hashicorp/raft's logs. Nil discards.
 	Logger *slog.Logger
+
+	// walSegmentSize overrides raft-wal's segment size (64 MiB). raft-wal
+	// drops compacted entries only with whole segments, so tests that need
+	// a follower to fall behind the leader's log use small segments.
+	walSegmentSize int
 }
 
 // DefaultConfig returns etcd's defaults; ID, Dir, ListenAddr and
@@ -123,13 +131,13 @@ func (c Config) Validate() error {
 	if c.HeartbeatInterval <= 0 {
 		errs = append(errs, fmt.Errorf("HeartbeatInterval %v must be positive", c.HeartbeatInterval))
 	}
-	// etcd's own rule; it also keeps raft's lease timeout (half the
-	// heartbeat timeout) above raft's 5 ms floor.
+	// etcd's own rule. The floor below keeps raft's heartbeat and lease
+	// timeouts (half of ElectionTimeout) well above raft's 5 ms minimum.
 	if c.ElectionTimeout < 5*c.HeartbeatInterval {
 		errs = append(errs, fmt.Errorf("ElectionTimeout %v must be at least 5×HeartbeatInterval (%v)", c.ElectionTimeout, c.HeartbeatInterval))
 	}
-	if c.ElectionTimeout < 10*time.Millisecond {
-		errs = append(errs, fmt.Errorf("ElectionTimeout %v must be at least 10ms", c.ElectionTimeout))
+	if c.ElectionTimeout < 20*time.Millisecond {
+		errs = append(errs, fmt.Errorf("ElectionTimeout %v must be at least 20ms", c.ElectionTimeout))
 	}
 	if c.SnapshotThreshold == 0 {
 		errs = append(errs, errors.New("a positive SnapshotThreshold is required"))
@@ -157,7 +165,7 @@ func (c Config) Validate() error {
 // raftHeartbeatTimeout is raft's HeartbeatTimeout for this config (see the
 // HeartbeatInterval field).
 func (c Config) raftHeartbeatTimeout() time.Duration {
-	return min(c.ElectionTimeout, 10*c.HeartbeatInterval)
+	return min(c.ElectionTimeout/2, 10*c.HeartbeatInterval)
 }
 
 // raftConfig maps c onto hashicorp/raft's Config.
@@ -166,7 +174,10 @@ func (c Config) raftConfig() *raft.Config {
 	rc.LocalID = serverID(c.ID)
 	rc.HeartbeatTimeout = c.raftHeartbeatTimeout()
 	rc.ElectionTimeout = c.ElectionTimeout
-	rc.LeaderLeaseTimeout = rc.HeartbeatTimeout / 2
+	// A leader without a quorum steps down after this; no follower
+	// campaigns sooner than one HeartbeatTimeout, and reads never rely on
+	// it (see ReadBarrier).
+	rc.LeaderLeaseTimeout = rc.HeartbeatTimeout
 	// A follower learns the commit index only from the next AppendEntries;
 	// when writes pause that is up to 2×CommitTimeout later, which is what
 	// a follower's read barrier then waits.

@@ -14,6 +14,9 @@ import (
 // "etcdserver: can only promote a learner member which is in sync with
 // leader", and so on).
 var (
+	// ErrRemoved: this member was removed from the cluster; its raft has
+	// stopped (see Node.Removed).
+	ErrRemoved = errors.New("raftnode: member removed from the cluster")
 	// ErrNoLeader: no leader was known for about an election timeout. The
 	// request was not replicated.
 	ErrNoLeader = errors.New("raftnode: no leader")
@@ -58,6 +61,7 @@ var sentinels = [...]struct {
 	code string
 	err  error
 }{
+	{"removed", ErrRemoved},
 	{"no-leader", ErrNoLeader},
 	{"not-leader", ErrNotLeader},
 	{"stopped", ErrStopped},

@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -56,6 +57,14 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	}
 	all = append(all, a.args...)
 	all = append(all, args...)
+	for i, v := range all {
+		// hclog.Fmt values are printf calls to make.
+		if f, ok := v.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				all[i] = fmt.Sprintf(format, f[1:]...)
+			}
+		}
+	}
 	a.logger.Log(ctx, lvl, msg, all...)
 }
 

@@ -51,8 +51,9 @@ func (n *Node) PromoteMember(ctx context.Context, id uint64) error {
 	return n.change(ctx, memberChange{op: opPromote, id: id})
 }
 
-// RemoveMember removes a member (voter or learner). A removed node shuts
-// its raft down; its Node then answers ErrStopped.
+// RemoveMember removes a member (voter or learner). The removed member
+// finds out within a few election timeouts, stops its raft and closes its
+// Removed channel.
 func (n *Node) RemoveMember(ctx context.Context, id uint64) error {
 	return n.change(ctx, memberChange{op: opRemove, id: id})
 }
@@ -83,6 +84,9 @@ func (n *Node) TransferLeadership(ctx context.Context, to uint64) error {
 func (n *Node) change(ctx context.Context, ch memberChange) error {
 	deadline := time.Now().Add(n.cfg.ElectionTimeout)
 	for {
+		if err := n.checkRunning(); err != nil {
+			return fmt.Errorf("%s member %x: %w", ch.op, ch.id, err)
+		}
 		var err error
 		if n.raft.State() == raft.Leader {
 			err = n.changeOnLeader(ctx, ch)
@@ -205,6 +209,127 @@ func (n *Node) checkLearnerReady(ctx context.Context, addr string) error {
 	commit := n.raft.CommitIndex()
 	if applied*100 < commit*learnerReadyPercent {
 		return fmt.Errorf("%w: learner applied %d, leader committed %d", ErrLearnerNotReady, applied, commit)
+	}
+	return nil
+}
+
+func inConfiguration(conf raft.Configuration, id raft.ServerID) bool {
+	for _, s := range conf.Servers {
+		if s.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// Removed is closed when this member finds out that it was removed from
+// the cluster. Its raft has then stopped and requests fail with
+// ErrRemoved; the caller should Close the node (etcd exits with "the
+// member has been permanently removed from the cluster").
+func (n *Node) Removed() <-chan struct{} { return n.removed }
+
+// watchRemoval notices this member's removal. hashicorp/raft shuts down a
+// leader that removes itself, but a removed follower is never told: the
+// leader just stops replicating to it. So once per election timeout this
+// checks the latest configuration this member has, and while it has no
+// leader, asks the other members' leader whether it is still a member.
+// Its own configuration convinces it only after it has seen itself in an
+// earlier one, so a joining member catching up through older
+// configurations does not conclude it was removed; the leader's answer is
+// authoritative (a member with no configuration at all has not joined yet
+// and does not ask).
+func (n *Node) watchRemoval() {
+	tick := time.NewTicker(n.cfg.ElectionTimeout)
+	defer tick.Stop()
+	self := serverID(n.cfg.ID)
+	var seenSelfAt uint64 // latest configuration index that listed this member
+	leaderless := 0
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-n.stopping:
+				return
+			case <-tick.C:
+			}
+		}
+		if n.raft.State() == raft.Shutdown {
+			select {
+			case <-n.stopping: // Close is shutting raft down
+			default:
+				n.markRemoved("raft shut down after this member removed itself")
+			}
+			return
+		}
+		conf, index, err := n.configuration()
+		if err != nil {
+			continue
+		}
+		if inConfiguration(conf, self) {
+			seenSelfAt = max(seenSelfAt, index)
+		} else if seenSelfAt > 0 && index > seenSelfAt {
+			n.markRemoved(fmt.Sprintf("configuration at index %d no longer lists this member", index))
+			return
+		}
+		// A member with no configuration has not joined yet: nobody can
+		// have removed it.
+		if _, id := n.raft.LeaderWithID(); id != "" || len(conf.Servers) == 0 {
+			leaderless = 0
+			continue
+		}
+		if leaderless++; leaderless < 2 {
+			continue
+		}
+		if n.leaderSaysRemoved(conf) {
+			n.markRemoved("the leader's configuration no longer lists this member")
+			return
+		}
+	}
+}
+
+// leaderSaysRemoved asks the other members of conf; only the leader
+// answers, and its latest configuration is authoritative.
+func (n *Node) leaderSaysRemoved(conf raft.Configuration) bool {
+	for _, s := range conf.Servers {
+		if s.ID == serverID(n.cfg.ID) {
+			continue
+		}
+		cc, err := n.conns.get(string(s.Address))
+		if err != nil {
+			return false
+		}
+		ctx, cancel := context.WithTimeout(n.life, n.cfg.ElectionTimeout/2)
+		member, err := peerClient{cc}.isMember(ctx, n.cfg.ID)
+		cancel()
+		if err == nil {
+			return !member
+		}
+	}
+	return false
+}
+
+func (n *Node) markRemoved(why string) {
+	n.logger.Warn("this member was removed from the cluster; stopping raft", "reason", why)
+	n.removedOnce.Do(func() { close(n.removed) })
+	if err := n.raft.Shutdown().Error(); err != nil {
+		n.logger.Warn("shut down raft after removal", "error", err)
+	}
+}
+
+// checkRunning returns ErrStopped or ErrRemoved when requests can no
+// longer be served.
+func (n *Node) checkRunning() error {
+	select {
+	case <-n.stopping:
+		return ErrStopped
+	default:
+	}
+	select {
+	case <-n.removed:
+		return ErrRemoved
+	default:
+	}
+	if n.raft.State() == raft.Shutdown {
+		return ErrStopped
 	}
 	return nil
 }

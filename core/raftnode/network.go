@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -261,6 +262,12 @@ func DialPeer(ctx context.Context, network Network, addr string) (*grpc.ClientCo
 			return dialMux(ctx, network, addr, muxGRPC)
 		}),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// Peers come back quickly after a partition or restart; gRPC's
+		// default backoff (up to 2 minutes) would keep a healed link idle.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxPeerMessage), grpc.MaxCallSendMsgSize(maxPeerMessage)),
 	)
 	if err != nil {

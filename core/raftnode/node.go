@@ -42,6 +42,9 @@ type Node struct {
 
 	conns peerConns
 
+	removed     chan struct{} // closed when this member learns it was removed
+	removedOnce sync.Once
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -96,6 +99,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		reads:      make(chan *readRequest, 1024),
 		notifyCh:   make(chan bool, 16),
 		notifyDone: make(chan struct{}),
+		removed:    make(chan struct{}),
 	}
 	n.life, n.endLife = context.WithCancel(context.Background())
 	n.stopping = n.life.Done()
@@ -110,7 +114,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 
-	st, err := openStores(cfg.Dir, cfg.LogStore, hlog)
+	st, err := openStores(cfg.Dir, cfg.LogStore, cfg.walSegmentSize, hlog)
 	if err != nil {
 		return fail(err)
 	}
@@ -168,6 +172,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		n.bg.Go(n.proposeLoop)
 	}
 	n.bg.Go(n.readLoop)
+	n.bg.Go(n.watchRemoval)
 	n.mux.start()
 	logger.Info("raft node started", "peer-addr", n.addr, "dir", cfg.Dir, "log-store", cfg.LogStore)
 	return n, nil
@@ -313,6 +318,9 @@ const retryPause = 10 * time.Millisecond
 // pause waits retryPause; it fails with ErrNoLeader past deadline, with
 // the context's error or with ErrStopped.
 func (n *Node) pause(ctx context.Context, deadline time.Time) error {
+	if err := n.checkRunning(); err != nil {
+		return err
+	}
 	if !time.Now().Before(deadline) {
 		return ErrNoLeader
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -22,6 +23,7 @@ import (
 //	ReadIndex(Empty) → UInt64Value: a confirmed read index (leader only)
 //	Applied(Empty) → UInt64Value: this member's applied index (learner progress)
 //	ChangeMember(BytesValue: memberChange) → Empty (leader only)
+//	IsMember(UInt64Value: member ID) → BoolValue (leader only)
 const peerServiceName = "concord.raftnode.v1.Peer"
 
 // peerHandler is the service's handler type, as grpc.ServiceDesc requires.
@@ -30,6 +32,7 @@ type peerHandler interface {
 	readIndex(ctx context.Context, req *emptypb.Empty) (*wrapperspb.UInt64Value, error)
 	appliedIndex(ctx context.Context, req *emptypb.Empty) (*wrapperspb.UInt64Value, error)
 	changeMember(ctx context.Context, req *wrapperspb.BytesValue) (*emptypb.Empty, error)
+	isMember(ctx context.Context, req *wrapperspb.UInt64Value) (*wrapperspb.BoolValue, error)
 }
 
 // peerServiceDesc describes the service for grpc.Server.RegisterService.
@@ -42,6 +45,7 @@ func peerServiceDesc() *grpc.ServiceDesc {
 			unaryMethod("ReadIndex", peerHandler.readIndex),
 			unaryMethod("Applied", peerHandler.appliedIndex),
 			unaryMethod("ChangeMember", peerHandler.changeMember),
+			unaryMethod("IsMember", peerHandler.isMember),
 		},
 		Metadata: "core/raftnode/peerrpc.go",
 	}
@@ -117,6 +121,15 @@ func (c peerClient) appliedIndex(ctx context.Context) (uint64, error) {
 
 func (c peerClient) changeMember(ctx context.Context, ch memberChange) error {
 	return c.invoke(ctx, "ChangeMember", wrapperspb.Bytes(ch.encode()), new(emptypb.Empty))
+}
+
+// isMember asks the leader whether id is in its latest configuration.
+func (c peerClient) isMember(ctx context.Context, id uint64) (bool, error) {
+	resp := new(wrapperspb.BoolValue)
+	if err := c.invoke(ctx, "IsMember", wrapperspb.UInt64(id), resp); err != nil {
+		return false, err
+	}
+	return resp.Value, nil
 }
 
 // toStatus turns an error into a gRPC status carrying the sentinel's wire
@@ -367,4 +380,15 @@ func (s peerServer) changeMember(ctx context.Context, req *wrapperspb.BytesValue
 		return nil, toStatus(err)
 	}
 	return new(emptypb.Empty), nil
+}
+
+func (s peerServer) isMember(_ context.Context, req *wrapperspb.UInt64Value) (*wrapperspb.BoolValue, error) {
+	if s.n.raft.State() != raft.Leader {
+		return nil, toStatus(ErrNotLeader)
+	}
+	conf, _, err := s.n.configuration()
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return wrapperspb.Bool(inConfiguration(conf, serverID(req.Value))), nil
 }

@@ -174,11 +174,9 @@ func (n *Node) submit(batch []*proposal) {
 		if len(batch) == 0 {
 			return
 		}
-		select {
-		case <-n.stopping:
-			answerAll(batch, ErrStopped)
+		if err := n.checkRunning(); err != nil {
+			answerAll(batch, err)
 			return
-		default:
 		}
 		if n.raft.State() == raft.Leader {
 			if !n.applyLocal(batch) {
@@ -327,10 +325,14 @@ func (n *Node) batchContext(batch []*proposal) (context.Context, context.CancelF
 }
 
 // waitReady waits until cc is connected, up to a fifth of an election
-// timeout (the caller then looks up the leader again) or deadline.
+// timeout (the caller then looks up the leader again) or deadline. A
+// connection waiting out a reconnect backoff is retried at once, but only
+// once per call, so that a request right after a partition heals does not
+// wait for the backoff while a partitioned node does not dial in a loop.
 func (n *Node) waitReady(ctx context.Context, cc *grpc.ClientConn, deadline time.Time) bool {
 	ctx, cancel := context.WithDeadline(ctx, earliest(deadline, time.Now().Add(n.cfg.ElectionTimeout/5)))
 	defer cancel()
+	reset := false
 	for {
 		s := cc.GetState()
 		switch s {
@@ -338,6 +340,11 @@ func (n *Node) waitReady(ctx context.Context, cc *grpc.ClientConn, deadline time
 			return true
 		case connectivity.Idle:
 			cc.Connect()
+		case connectivity.TransientFailure:
+			if !reset {
+				reset = true
+				cc.ResetConnectBackoff()
+			}
 		case connectivity.Shutdown:
 			return false
 		}

@@ -32,6 +32,9 @@ type readResult struct {
 func (n *Node) ReadBarrier(ctx context.Context) error {
 	deadline := time.Now().Add(n.cfg.ElectionTimeout)
 	for {
+		if err := n.checkRunning(); err != nil {
+			return err
+		}
 		var (
 			index uint64
 			err   error
@@ -65,7 +68,7 @@ func retryableRead(err error) bool {
 	switch {
 	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrLeaderChanged), errors.Is(err, ErrNoLeader):
 		return true
-	case errors.Is(err, ErrStopped), errors.Is(err, context.Canceled):
+	case errors.Is(err, ErrStopped), errors.Is(err, ErrRemoved), errors.Is(err, context.Canceled):
 		return false
 	}
 	_, isStatus := status.FromError(err)

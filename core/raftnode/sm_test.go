@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -68,6 +69,9 @@ func openTestSM(path string) (*testSM, error) {
 		if st.Register != "" || st.Reset {
 			sm.register = st.Register
 		}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -194,3 +198,5 @@ func (b bytesSnapshot) WriteTo(w io.Writer) (int64, error) {
 func (bytesSnapshot) Release() {}
 
 var _ StateMachine = (*testSM)(nil)
+
+func removeFile(path string) error { return os.Remove(path) }

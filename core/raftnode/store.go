@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 	"go.etcd.io/bbolt"
 )
 
@@ -55,7 +56,7 @@ func storeKindIn(dir string) (LogStoreKind, error) {
 }
 
 // openStores opens (creating if needed) the stores of kind in dir.
-func openStores(dir string, kind LogStoreKind, logger hclog.Logger) (*stores, error) {
+func openStores(dir string, kind LogStoreKind, walSegmentSize int, logger hclog.Logger) (*stores, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create raft dir %s: %w", dir, err)
 	}
@@ -82,13 +83,20 @@ func openStores(dir string, kind LogStoreKind, logger hclog.Logger) (*stores, er
 		if err := os.MkdirAll(walDir, 0o700); err != nil {
 			return nil, fmt.Errorf("create raft wal dir %s: %w", walDir, err)
 		}
-		w, err := wal.Open(walDir, wal.WithLogger(logger.Named("wal")))
+		if err := checkNotLocked(filepath.Join(walDir, metadb.FileName)); err != nil {
+			return nil, err
+		}
+		// A zero segment size means raft-wal's default.
+		w, err := wal.Open(walDir, wal.WithLogger(logger.Named("wal")), wal.WithSegmentSize(walSegmentSize))
 		if err != nil {
 			return nil, fmt.Errorf("open raft wal %s: %w", walDir, err)
 		}
 		logs, stable, closer = w, w, w.Close
 	case LogStoreBolt:
 		path := filepath.Join(dir, boltFileName)
+		if err := checkNotLocked(path); err != nil {
+			return nil, err
+		}
 		b, err := raftboltdb.New(raftboltdb.Options{
 			Path: path,
 			// Fail rather than wait forever when another process holds it.
@@ -111,7 +119,7 @@ func openStores(dir string, kind LogStoreKind, logger hclog.Logger) (*stores, er
 
 // HasState reports whether dir holds raft state (a log, a term or a
 // snapshot): true means restart, false means bootstrap or join. Call it
-// before Open on the same directory, not while a Node has it open.
+// before Open: it fails while a Node has dir open.
 func HasState(dir string) (bool, error) {
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		return false, nil
@@ -127,7 +135,7 @@ func HasState(dir string) (bool, error) {
 		snaps, err := listSnapshotsIfAny(dir)
 		return snaps > 0, err
 	}
-	st, err := openStores(dir, kind, hclog.NewNullLogger())
+	st, err := openStores(dir, kind, 0, hclog.NewNullLogger())
 	if err != nil {
 		return false, err
 	}
