@@ -96,9 +96,11 @@ type KeyError struct {
 	// CONCORD_NAME", "flag --name", or "" for a default or a value set in
 	// Go.
 	Where string
-	// Key is the YAML key (for nested keys, "client-transport-security.cert-file").
+	// Key is the YAML key (for nested keys, "client-transport-security.cert-file"),
+	// the variable's name for an unknown CONCORD_* variable, or "" for a
+	// YAML syntax error.
 	Key string
-	// Msg says what is wrong; it starts with the key.
+	// Msg says what is wrong, naming the key.
 	Msg string
 	// Kind is one of the sentinel errors above.
 	Kind error
@@ -116,9 +118,9 @@ func (e *KeyError) Error() string {
 // Unwrap returns the sentinel, so errors.Is(err, ErrUnknownKey) works.
 func (e *KeyError) Unwrap() error { return e.Kind }
 
-// Config is everything `concord agent` can be told. Build it with
-// DefaultConfig, LoadFile, Parse or FromFlags, then call Validate; set
-// everything before starting the agent. Changing Name in Go does not re-derive
+// Config is everything `concord agent` can be told. Parse and FromFlags
+// return it validated; one from DefaultConfig or LoadFile, or changed in Go,
+// needs Validate. Set everything before starting the agent. Changing Name in Go does not re-derive
 // DataDir and InitialCluster (Parse and LoadFile do): set them too.
 type Config struct {
 	// Name is this member's human-readable name, unique in the cluster

@@ -20,7 +20,8 @@ import (
 // unsupported keys, values of the wrong type. It does not call Validate, so
 // that flags and the environment may still complete the configuration;
 // Parse does all of it. On error the returned Config holds what could be
-// applied.
+// applied. A file with dev: true gets its temporary data directory here
+// (see TempDataDir).
 func LoadFile(path string) (Config, error) {
 	c := DefaultConfig()
 	errs := c.applyFile(path, newKeyIndex())
@@ -95,8 +96,9 @@ func (l *fileLoader) parse(data []byte) (*yaml.Node, error) {
 		return nil, err
 	}
 	var next yaml.Node
-	if err := dec.Decode(&next); err == nil {
-		l.fail(next.Line, "", ErrSyntax, "a second YAML document (after ---): put every setting in one document")
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		// Another document follows, well-formed or not.
+		l.fail(secondDocumentLine(data, &doc), "", ErrSyntax, "a second YAML document (after ---): put every setting in one document")
 		return nil, errors.New("two documents")
 	}
 	if len(doc.Content) == 0 {
@@ -111,6 +113,21 @@ func (l *fileLoader) parse(data []byte) (*yaml.Node, error) {
 		return nil, errors.New("not a mapping")
 	}
 	return root, nil
+}
+
+// secondDocumentLine returns the line of the "---" that starts the second
+// document: the first marker after the first document's content.
+func secondDocumentLine(data []byte, first *yaml.Node) int {
+	start := 0
+	if len(first.Content) > 0 {
+		start = first.Content[0].Line
+	}
+	for i, line := range strings.Split(string(data), "\n") {
+		if i+1 > start && (strings.HasPrefix(line, "---") || strings.HasPrefix(line, "...")) {
+			return i + 1
+		}
+	}
+	return start
 }
 
 // firstBadLine returns the line at which data stops being YAML: one past

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // parseFile writes content to config.yml in the current directory and parses
@@ -205,6 +206,12 @@ func TestMalformedFiles(t *testing.T) {
 			kind: ErrSyntax,
 		},
 		{
+			name: "a broken second document",
+			file: "# settings\nname: a\n---\n[b\n",
+			want: `config.yml:3: a second YAML document (after ---): put every setting in one document`,
+			kind: ErrSyntax,
+		},
+		{
 			name: "a list at the top",
 			file: "- name: a\n",
 			want: `config.yml:1: want key: value lines at the top level, got a list`,
@@ -375,7 +382,17 @@ func FuzzLoadFile(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c, err := LoadFile(path)
+		var (
+			c    Config
+			err  error
+			done = make(chan struct{})
+		)
+		go func() { c, err = LoadFile(path); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("LoadFile hung on %q", data)
+		}
 		if c.TempDataDir() {
 			os.RemoveAll(c.DataDir)
 		}

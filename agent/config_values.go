@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -185,7 +186,7 @@ func (v unitValue) set(s string) error {
 	s = strings.TrimSpace(s)
 	n, err := parseInteger[int64](s, v.want())
 	if err != nil {
-		if d, derr := time.ParseDuration(s); derr == nil && d%v.unit == 0 {
+		if d, derr := time.ParseDuration(s); derr == nil && d >= 0 && d%v.unit == 0 {
 			return fmt.Errorf("want %s, got %q: write %d", v.want(), s, d/v.unit)
 		}
 		return err
@@ -226,17 +227,17 @@ func (v durationValue) set(s string) error {
 
 func (v durationValue) setNode(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!int" {
-		// etcd's file decodes durations as integer nanoseconds: say so
-		// rather than read 5000000000 as 5s or 5 as 5ns.
-		msg := fmt.Sprintf("want a duration with a unit, such as %q, got %s", v.example, n.Value)
-		if ns, err := strconv.ParseInt(n.Value, 10, 64); err == nil && ns != 0 {
-			msg += fmt.Sprintf(" (etcd reads a bare number here as nanoseconds: %s)", formatDuration(time.Duration(ns)))
-		}
-		if n.Value == "0" {
+		if n.Value == "0" { // zero in any unit
 			*v.p = 0
 			return nil
 		}
-		return fmt.Errorf("%s", msg)
+		// etcd's file decodes durations as integer nanoseconds: say so
+		// rather than read 5000000000 as 5s or 5 as 5ns.
+		msg := fmt.Sprintf("want a duration with a unit, such as %q, got %s", v.example, n.Value)
+		if ns, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
+			msg += fmt.Sprintf(" (etcd reads a bare number here as nanoseconds: %s)", formatDuration(time.Duration(ns)))
+		}
+		return errors.New(msg)
 	}
 	s, err := scalarText(n, "a duration")
 	if err != nil {
