@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -32,6 +33,8 @@ type clusterOptions struct {
 	logger            *slog.Logger
 	onLeaderChange    func(id uint64) func(isLeader bool, term uint64)
 	walSegmentSize    int
+	heartbeat         time.Duration // default testHeartbeat
+	election          time.Duration // default testElection
 }
 
 // testCluster is an in-process cluster over loopback TCP through a
@@ -125,6 +128,9 @@ func (c *testCluster) config(m *testMember) Config {
 	cfg.Network = m.host
 	cfg.HeartbeatInterval = testHeartbeat
 	cfg.ElectionTimeout = testElection
+	if c.opts.election > 0 {
+		cfg.HeartbeatInterval, cfg.ElectionTimeout = c.opts.heartbeat, c.opts.election
+	}
 	cfg.LogStore = c.opts.logStore
 	cfg.StateMachine = m.sm
 	if c.opts.snapshotThreshold > 0 {
@@ -223,7 +229,7 @@ func (c *testCluster) waitLeader(among []*testMember) *testMember {
 		among = c.running()
 	}
 	var leader *testMember
-	waitFor(c.t, 20*testElection, "a leader", func() bool {
+	waitFor(c.t, 20*max(testElection, c.opts.election), "a leader", func() bool {
 		leader = nil
 		var seen uint64
 		for _, m := range among {
@@ -326,3 +332,5 @@ func testCtx(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+func countGoroutines() int { return runtime.NumGoroutine() }

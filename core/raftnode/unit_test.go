@@ -1,0 +1,305 @@
+package raftnode
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+)
+
+func validConfig() Config {
+	cfg := DefaultConfig()
+	cfg.ID = 1
+	cfg.Dir = "/tmp/x"
+	cfg.ListenAddr = "127.0.0.1:0"
+	cfg.StateMachine = newTestSM()
+	return cfg
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := validConfig().Validate(); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	cases := map[string]func(*Config){
+		"member ID":         func(c *Config) { c.ID = 0 },
+		"Dir":               func(c *Config) { c.Dir = "" },
+		"ListenAddr":        func(c *Config) { c.ListenAddr = "" },
+		"StateMachine":      func(c *Config) { c.StateMachine = nil },
+		"5×HeartbeatInt":    func(c *Config) { c.ElectionTimeout = 4 * c.HeartbeatInterval },
+		"HeartbeatInterval": func(c *Config) { c.HeartbeatInterval = 0 },
+		"SnapshotThreshold": func(c *Config) { c.SnapshotThreshold = 0 },
+		"MaxProposalBatch":  func(c *Config) { c.MaxProposalBatch = 0 },
+		"MaxBatchBytes":     func(c *Config) { c.MaxBatchBytes = 0 },
+		"LogStore":          func(c *Config) { c.LogStore = "leveldb" },
+		"at least 20ms":     func(c *Config) { c.HeartbeatInterval, c.ElectionTimeout = time.Millisecond, 10*time.Millisecond },
+	}
+	for want, mutate := range cases {
+		cfg := validConfig()
+		mutate(&cfg)
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: Validate() = %v", want, err)
+		}
+	}
+}
+
+func TestRaftConfigMapping(t *testing.T) {
+	cfg := validConfig()
+	cfg.ID = 0xabc
+	rc := cfg.raftConfig()
+	if rc.LocalID != "abc" {
+		t.Errorf("LocalID %q, want hex of the member ID", rc.LocalID)
+	}
+	// etcd defaults 100 ms / 1 s: heartbeats every 50 ms, follower timeout
+	// 500 ms (campaign after 0.5–1.5 s), candidate timeout 1 s.
+	if rc.HeartbeatTimeout != 500*time.Millisecond || rc.HeartbeatTimeout/10 > cfg.HeartbeatInterval {
+		t.Errorf("HeartbeatTimeout %v", rc.HeartbeatTimeout)
+	}
+	if rc.ElectionTimeout != time.Second || rc.LeaderLeaseTimeout != rc.HeartbeatTimeout {
+		t.Errorf("ElectionTimeout %v LeaderLeaseTimeout %v", rc.ElectionTimeout, rc.LeaderLeaseTimeout)
+	}
+	if !rc.BatchApplyCh || rc.MaxAppendEntries != 256 || !rc.NoSnapshotRestoreOnStart || rc.PreVoteDisabled || rc.CommitTimeout > 10*time.Millisecond {
+		t.Errorf("batching and restart settings: %+v", rc)
+	}
+	// A long heartbeat interval caps raft's heartbeat period at it.
+	cfg.HeartbeatInterval, cfg.ElectionTimeout = 20*time.Millisecond, 2*time.Second
+	if got := cfg.raftConfig().HeartbeatTimeout; got != 200*time.Millisecond {
+		t.Errorf("HeartbeatTimeout %v for 20ms heartbeats", got)
+	}
+	if id, err := memberID(serverID(0xdeadbeefcafe)); err != nil || id != 0xdeadbeefcafe {
+		t.Errorf("member ID round trip: %x, %v", id, err)
+	}
+	if _, err := memberID("not-hex"); err == nil {
+		t.Error("memberID accepted a non-hex server ID")
+	}
+}
+
+func TestPackedPayloadsRoundTripAndCorruption(t *testing.T) {
+	in := [][]byte{nil, []byte("a"), bytes.Repeat([]byte("x"), 300), {}}
+	out, err := unpackPayloads(packPayloads(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(in) {
+		t.Fatalf("%d payloads back, want %d", len(out), len(in))
+	}
+	for i := range in {
+		if !bytes.Equal(out[i], in[i]) {
+			t.Fatalf("payload %d: %q, want %q", i, out[i], in[i])
+		}
+	}
+	good := packPayloads(in)
+	for _, bad := range [][]byte{
+		nil,
+		{9, 0},                         // unknown format
+		{packedFormatV1},               // no count
+		{packedFormatV1, 200, 1},       // count beyond data
+		{packedFormatV1, 1, 5, 'a'},    // length beyond data
+		append(bytes.Clone(good), 'z'), // trailing bytes
+		good[:len(good)-1],             // truncated
+		{packedFormatV1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, // bad varint
+	} {
+		if _, err := unpackPayloads(bad); err == nil {
+			t.Errorf("unpackPayloads(%v) accepted corrupt input", bad)
+		}
+	}
+}
+
+func FuzzUnpackPayloads(f *testing.F) {
+	f.Add(packPayloads([][]byte{[]byte("a"), nil}))
+	f.Add([]byte{packedFormatV1, 3, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		list, err := unpackPayloads(data)
+		if err != nil {
+			return
+		}
+		if again := packPayloads(list); !bytes.Equal(again, data) {
+			// Non-minimal varints decode too; re-decoding must agree.
+			list2, err := unpackPayloads(again)
+			if err != nil || len(list2) != len(list) {
+				t.Fatalf("re-encoded payloads do not decode alike")
+			}
+		}
+	})
+}
+
+func TestMemberChangeAndOutcomesCodec(t *testing.T) {
+	ch := memberChange{op: opAdd, id: 0xfeed, addr: "10.0.0.1:2380", learner: true}
+	got, err := decodeMemberChange(ch.encode())
+	if err != nil || got != ch {
+		t.Fatalf("member change round trip: %+v, %v", got, err)
+	}
+	if _, err := decodeMemberChange([]byte{0x08, 0x09}); err == nil {
+		t.Error("unknown operation accepted")
+	}
+	if _, err := decodeMemberChange([]byte{0x08}); err == nil {
+		t.Error("truncated change accepted")
+	}
+
+	results := []proposeResult{{data: []byte("ok")}, {err: ErrLeaderChanged}, {err: errors.New("boom")}, {data: nil}}
+	back, err := decodeOutcomes(encodeOutcomes(results))
+	if err != nil || len(back) != len(results) {
+		t.Fatalf("outcomes: %v, %v", back, err)
+	}
+	if string(back[0].data) != "ok" || back[0].err != nil || back[3].err != nil {
+		t.Errorf("successful outcomes: %+v", back)
+	}
+	if !errors.Is(back[1].err, ErrLeaderChanged) {
+		t.Errorf("sentinel outcome: %v", back[1].err)
+	}
+	if back[2].err == nil || !strings.Contains(back[2].err.Error(), "boom") {
+		t.Errorf("plain error outcome: %v", back[2].err)
+	}
+}
+
+func TestErrorsSurviveTheWire(t *testing.T) {
+	for _, s := range sentinels {
+		wrapped := errors.Join(errors.New("context"), s.err)
+		back := fromStatus(toStatus(wrapped))
+		if !errors.Is(back, s.err) {
+			t.Errorf("%s: %v does not match after a round trip", s.code, back)
+		}
+	}
+	if err := fromStatus(status.Error(codes.DeadlineExceeded, "slow")); !errors.Is(err, ErrTimeout) {
+		t.Errorf("deadline status: %v", err)
+	}
+	if err := fromStatus(status.Error(codes.Unavailable, "down")); status.Code(err) != codes.Unavailable {
+		t.Errorf("transport failure lost its code: %v", err)
+	}
+	if code := status.Code(toStatus(ErrMemberNotFound)); code != codes.NotFound {
+		t.Errorf("ErrMemberNotFound → %v", code)
+	}
+}
+
+func TestHclogAdapter(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	h := newHclogAdapter(logger, "raft").Named("transport").With("peer", "n2")
+	h.Info("hello", "fmt", hclog.Fmt("%d-%s", 7, "x"))
+	h.Debug("hidden")
+	if h.IsDebug() || !h.IsInfo() || h.GetLevel() != hclog.Info {
+		t.Errorf("levels: debug=%v info=%v level=%v", h.IsDebug(), h.IsInfo(), h.GetLevel())
+	}
+	h.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Warn}).Print("std line")
+	out := buf.String()
+	for _, want := range []string{"msg=hello", "component=raft.transport", "peer=n2", "fmt=7-x", "level=WARN msg=\"std line\""} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "hidden") {
+		t.Error("debug record written at info level")
+	}
+}
+
+// TestPeerPortServesCallerServicesAndIgnoresJunk: services registered by
+// the caller are reachable through DialPeer (before any Node exists on the
+// dialling side), raft traffic shares the port, and junk is dropped.
+func TestPeerPortServesCallerServicesAndIgnoresJunk(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.ID = 7
+	cfg.Dir = dir
+	cfg.ListenAddr = "127.0.0.1:0"
+	cfg.HeartbeatInterval, cfg.ElectionTimeout = testHeartbeat, testElection
+	cfg.StateMachine = newTestSM()
+	hs := health.NewServer()
+	cfg.RegisterPeerServices = func(s *grpc.Server) { healthpb.RegisterHealthServer(s, hs) }
+	n, err := Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Close(context.Background()) })
+
+	// Junk first: an unknown protocol byte and a silent connection.
+	for _, first := range [][]byte{{0x7f}, nil} {
+		c, err := net.Dial("tcp", n.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first != nil {
+			_, _ = c.Write(first)
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("connection with unknown protocol byte not closed: %v", err)
+			}
+		}
+		_ = c.Close()
+	}
+
+	cc, err := DialPeer(t.Context(), nil, n.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx := testCtx(t, 5*time.Second)
+	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health over the peer port: %v, %v", resp, err)
+	}
+
+	// The node's own service answers on the same port: a lone member that
+	// has not bootstrapped has no leader.
+	if _, err := (peerClient{cc}).readIndex(ctx); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("read index from an unbootstrapped node: %v, want ErrNotLeader", err)
+	}
+	if err := n.Bootstrap([]Server{{ID: 7, Addr: n.Addr(), Voter: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Bootstrap([]Server{{ID: 7, Addr: n.Addr(), Voter: true}}); !errors.Is(err, ErrAlreadyBootstrapped) {
+		t.Fatalf("second bootstrap: %v", err)
+	}
+	lc, leader, err := n.LeaderConn(ctx)
+	if err != nil || leader != 7 {
+		t.Fatalf("LeaderConn: %v, %x", err, leader)
+	}
+	idx, err := peerClient{lc}.readIndex(ctx)
+	if err != nil {
+		t.Fatalf("read index over LeaderConn: %v", err)
+	}
+	if err := n.WaitApplied(ctx, idx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenRefusesDirInUseAndOtherStoreKind(t *testing.T) {
+	c := newTestCluster(t, 1, clusterOptions{})
+	m := c.members[0]
+	cfg := c.config(m)
+	cfg.ListenAddr = "127.0.0.1:0"
+	if _, err := Open(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second Open of a directory in use: %v", err)
+	}
+	c.stop(m, false)
+	cfg.LogStore = LogStoreBolt
+	if _, err := Open(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "holds a wal log store") {
+		t.Fatalf("Open with another store kind: %v", err)
+	}
+}
+
+func TestNodeGoroutinesEnd(t *testing.T) {
+	// Every goroutine a cluster starts ends with Close: count before and
+	// after (gRPC and the runtime may take a moment to wind down).
+	before := countGoroutines()
+	c := newTestCluster(t, 3, clusterOptions{})
+	ctx := testCtx(t, 10*time.Second)
+	proposeN(t, ctx, c.members[1], "g", 20)
+	if err := c.members[2].node.ReadBarrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.stopAll()
+	waitFor(t, 10*time.Second, "goroutines to end", func() bool { return countGoroutines() <= before+2 })
+}
+
