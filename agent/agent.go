@@ -39,6 +39,7 @@ type Agent struct {
 	cfg  Config
 	log  *slog.Logger
 	srv  *server.Server
+	api  *etcdapi.API
 	grpc *grpc.Server
 	http *http.Server
 
@@ -89,6 +90,8 @@ func Start(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
 
 	acfg := etcdapi.DefaultConfig()
 	acfg.KV, acfg.Cluster, acfg.Maintenance, acfg.Headers = srv, srv, srv, srv
+	acfg.Watch = srv
+	acfg.NoLeaderStreamTimeout = 3 * cfg.Raft.ElectionTimeout
 	acfg.MaxTxnOps = cfg.Store.MaxTxnOps
 	acfg.MaxRequestBytes = cfg.Store.MaxRequestBytes
 	acfg.KeepaliveMinTime = cfg.GRPC.KeepAliveMinTime
@@ -102,6 +105,7 @@ func Start(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
 		a.closeListeners(lns)
 		return nil, err
 	}
+	a.api = api
 	a.grpc = grpc.NewServer(api.ServerOptions()...)
 	api.Register(a.grpc)
 	a.http = &http.Server{Handler: a.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
@@ -134,6 +138,9 @@ func (a *Agent) ClientAddrs() []string {
 // Close stops serving clients, then stops the member (leadership is handed
 // over first when it leads).
 func (a *Agent) Close(ctx context.Context) error {
+	// Watch streams never end on their own: end them so that
+	// GracefulStop does not wait for them.
+	a.api.Stop()
 	stopped := make(chan struct{})
 	go func() {
 		a.grpc.GracefulStop()
@@ -217,6 +224,7 @@ func serverConfig(c *Config, peerNet raftnode.Network, log *slog.Logger) (server
 	s.SnapshotCount = c.Raft.SnapshotCount
 	s.MaxRequestBytes = c.Store.MaxRequestBytes
 	s.QuotaBackendBytes = c.Store.QuotaBackendBytes
+	s.WatchProgressNotifyInterval = c.Store.WatchProgressNotifyInterval
 	s.PeerNetwork = peerNet
 	s.Logger = log
 	return s, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math"
+	"sync"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -52,6 +53,8 @@ type Config struct {
 	Cluster     Cluster
 	Maintenance Maintenance
 	Headers     Headers
+	// Watch is the watch hub behind the Watch service.
+	Watch WatchBackend
 
 	// MaxTxnOps is the most operations a txn's compare, success or failure
 	// list may hold (etcd's --max-txn-ops).
@@ -68,6 +71,11 @@ type Config struct {
 	KeepaliveTimeout  time.Duration
 	// MaxConcurrentStreams bounds the streams per client connection.
 	MaxConcurrentStreams uint32
+	// NoLeaderStreamTimeout is how long a Watch stream opened with
+	// require-leader (clientv3.WithRequireLeader) survives while this
+	// member knows no leader before it ends with "etcdserver: no leader"
+	// (etcd waits three election timeouts). Default 3 s.
+	NoLeaderStreamTimeout time.Duration
 
 	Logger *slog.Logger
 }
@@ -81,6 +89,8 @@ func DefaultConfig() Config {
 		KeepaliveInterval:    2 * time.Hour,
 		KeepaliveTimeout:     20 * time.Second,
 		MaxConcurrentStreams: math.MaxUint32,
+
+		NoLeaderStreamTimeout: 3 * time.Second,
 	}
 }
 
@@ -93,6 +103,10 @@ func (c Config) Validate() error {
 		return errors.New("etcdapi: MaxTxnOps must be positive")
 	case c.MaxRequestBytes <= 0:
 		return errors.New("etcdapi: MaxRequestBytes must be positive")
+	case c.Watch == nil:
+		return errors.New("etcdapi: Watch must be set")
+	case c.NoLeaderStreamTimeout <= 0:
+		return errors.New("etcdapi: NoLeaderStreamTimeout must be positive")
 	}
 	return nil
 }
@@ -106,6 +120,9 @@ const grpcOverheadBytes = 512 * 1024
 type API struct {
 	cfg Config
 	log *slog.Logger
+	// stopping is closed by Stop: long-lived streams end.
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 // New validates cfg and returns the API.
@@ -117,8 +134,14 @@ func New(cfg Config) (*API, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &API{cfg: cfg, log: log}, nil
+	return &API{cfg: cfg, log: log, stopping: make(chan struct{})}, nil
 }
+
+// Stop ends every long-lived stream (Watch) with etcd's "server stopped",
+// which clients answer by moving to another member, and refuses new ones.
+// Call it before the gRPC server's GracefulStop, which would otherwise wait
+// for those streams forever. It does not wait.
+func (a *API) Stop() { a.stopOnce.Do(func() { close(a.stopping) }) }
 
 // ServerOptions returns the gRPC server options etcd clients depend on:
 // message size limits above MaxRequestBytes, and keepalive enforcement that
@@ -144,6 +167,7 @@ func (a *API) Register(s *grpc.Server) {
 	pb.RegisterKVServer(s, &kvServer{api: a})
 	pb.RegisterClusterServer(s, &clusterServer{api: a})
 	pb.RegisterMaintenanceServer(s, &maintenanceServer{api: a})
+	pb.RegisterWatchServer(s, &watchServer{api: a})
 }
 
 // header returns a filled header for responses that carry no revision of

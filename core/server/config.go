@@ -52,6 +52,11 @@ type Config struct {
 	// operations issue).
 	QuotaBackendBytes int64
 
+	// WatchProgressNotifyInterval is how often idle watchers that asked for
+	// progress notifications get one (raised to the hub's minimum; 0 is
+	// etcd's 10 minutes).
+	WatchProgressNotifyInterval time.Duration
+
 	// BackendBatchInterval and BackendBatchLimit group bbolt commits.
 	BackendBatchInterval time.Duration
 	BackendBatchLimit    int

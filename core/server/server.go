@@ -17,6 +17,7 @@ import (
 	"github.com/concordkv/concord/core/backend"
 	"github.com/concordkv/concord/core/mvcc"
 	"github.com/concordkv/concord/core/raftnode"
+	"github.com/concordkv/concord/core/watch"
 )
 
 // Server is one member of a Concord cluster: storage, state machine and
@@ -36,6 +37,9 @@ type Server struct {
 	be      *backend.Backend
 	kv      *mvcc.Store
 	members *memberTable
+
+	// hub outlives the store: every store openStorage opens feeds it.
+	hub *watch.Hub
 
 	term      atomic.Uint64 // raft term, kept for response headers
 	published chan struct{} // closed once this member's attributes are in the table
@@ -79,6 +83,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.id = id
 	s.log = log.With("member", fmt.Sprintf("%x", id))
+	// Before Raft applies anything, so that the hub sees every revision.
+	if s.hub, err = s.newWatchHub(); err != nil {
+		s.closeStorage()
+		return nil, err
+	}
 
 	rcfg := raftnode.DefaultConfig()
 	rcfg.ID = id
@@ -97,6 +106,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	rcfg.Logger = s.log
 	node, err := raftnode.Open(ctx, rcfg)
 	if err != nil {
+		s.hub.Close()
 		s.closeStorage()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
@@ -133,7 +143,7 @@ func (s *Server) openStorage() error {
 	if err != nil {
 		return fmt.Errorf("open backend: %w", err)
 	}
-	kv, err := mvcc.Open(be, mvcc.Config{Logger: s.log})
+	kv, err := mvcc.Open(be, mvcc.Config{Logger: s.log, OnWrite: s.notifyWatch})
 	if err != nil {
 		be.Close()
 		return fmt.Errorf("open store: %w", err)
@@ -174,6 +184,8 @@ func (s *Server) Close(ctx context.Context) error {
 	if s.node != nil {
 		errs = append(errs, s.node.Close(ctx))
 	}
+	// The hub before the store: its goroutines read the store.
+	s.hub.Close()
 	s.mu.Lock()
 	errs = append(errs, s.closeStorage())
 	s.mu.Unlock()

@@ -140,6 +140,7 @@ func (sm *stateMachine) Restore(r io.Reader) error {
 	if err := s.openStorage(); err != nil {
 		return fmt.Errorf("reopen storage after restore: %w", err)
 	}
+	s.notifyWatchRestoredLocked()
 	idx, _ := s.be.ConsistentIndex()
 	s.log.Info("installed snapshot from leader", "applied-index", idx, "revision", s.kv.Rev())
 	return nil
