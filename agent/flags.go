@@ -26,7 +26,7 @@ func Parse(args []string, environ []string) (Config, error) {
 	scratch := DefaultConfig()
 	BindFlags(fs, &scratch)
 	if err := fs.Parse(args); err != nil {
-		return Config{}, flagParseError(err)
+		return Config{}, FlagError(err)
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q: the agent takes only flags", fs.Arg(0))
@@ -34,8 +34,11 @@ func Parse(args []string, environ []string) (Config, error) {
 	return FromFlags(fs, environ)
 }
 
-// flagParseError adds a suggestion to pflag's "unknown flag" error.
-func flagParseError(err error) error {
+// FlagError adds a suggestion to pflag's "unknown flag: --lisen-client-urls"
+// error: "(did you mean --listen-client-urls?)". Parse uses it; a cobra
+// command gets the same with cmd.SetFlagErrorFunc(func(_ *cobra.Command,
+// err error) error { return agent.FlagError(err) }).
+func FlagError(err error) error {
 	name, ok := strings.CutPrefix(err.Error(), "unknown flag: --")
 	if !ok {
 		return err

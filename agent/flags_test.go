@@ -98,6 +98,14 @@ func TestCobra(t *testing.T) {
 		t.Errorf("cobra error:\n%v\nwant %s", err, want)
 	}
 
+	// cobra's flag errors get the same suggestion through FlagError.
+	cmd = newCmd()
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return FlagError(err) })
+	cmd.SetArgs([]string{"--snapshot-cont", "5"})
+	if err := cmd.Execute(); err == nil || err.Error() != "unknown flag: --snapshot-cont (did you mean --snapshot-count?)" {
+		t.Errorf("cobra unknown flag: %v", err)
+	}
+
 	// --help lists the supported flags with etcd's help and our defaults,
 	// and hides the etcd options Concord refuses.
 	usage := newCmd().Flags().FlagUsages()
