@@ -91,6 +91,7 @@ func Start(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
 	acfg := etcdapi.DefaultConfig()
 	acfg.KV, acfg.Cluster, acfg.Maintenance, acfg.Headers = srv, srv, srv, srv
 	acfg.Watch = srv
+	acfg.Lease = srv
 	acfg.NoLeaderStreamTimeout = 3 * cfg.Raft.ElectionTimeout
 	acfg.MaxTxnOps = cfg.Store.MaxTxnOps
 	acfg.MaxRequestBytes = cfg.Store.MaxRequestBytes
@@ -222,9 +223,18 @@ func serverConfig(c *Config, peerNet raftnode.Network, log *slog.Logger) (server
 	s.HeartbeatInterval = c.Raft.HeartbeatInterval
 	s.ElectionTimeout = c.Raft.ElectionTimeout
 	s.SnapshotCount = c.Raft.SnapshotCount
+	s.SnapshotCatchUpEntries = c.Raft.SnapshotCatchUpEntries
+	s.MaxLearners = c.Cluster.MaxLearners
+	s.StrictReconfigCheck = c.Cluster.StrictReconfigCheck
+	period, revisions, err := c.Store.CompactionRetention()
+	if err != nil {
+		return server.Config{}, fmt.Errorf("auto-compaction-retention: %w", err)
+	}
+	s.AutoCompactionPeriod, s.AutoCompactionRevisions = period, revisions
 	s.MaxRequestBytes = c.Store.MaxRequestBytes
 	s.QuotaBackendBytes = c.Store.QuotaBackendBytes
 	s.WatchProgressNotifyInterval = c.Store.WatchProgressNotifyInterval
+	s.LeaseRevokeRate = c.Store.LeaseRevokeRate
 	s.PeerNetwork = peerNet
 	s.Logger = log
 	return s, nil
@@ -245,6 +255,15 @@ func devTimings(c *Config) {
 // does not honour yet: refusing it beats silently running without it.
 var errNotImplemented = errors.New("not implemented yet")
 
+// notHonouredKeys are keys a user may set (they are etcd's) whose effect
+// Concord does not provide yet; setting one is refused at start.
+var notHonouredKeys = []string{
+	"socket-options.reuse-address", "socket-options.reuse-port",
+	"quota-backend-bytes", "auth-token-ttl", "bcrypt-cost",
+	"tls-min-version", "tls-max-version", "cipher-suites", "self-signed-cert-validity",
+	"enable-grpc-gateway",
+}
+
 func checkImplemented(c *Config) error {
 	var errs []error
 	refuse := func(key string, set bool) {
@@ -257,5 +276,14 @@ func checkImplemented(c *Config) error {
 	refuse("peer-transport-security", c.TLS.Peer.Enabled() || c.TLS.Peer.ClientCertAuth || c.TLS.Peer.TrustedCAFile != "")
 	refuse("listen-metrics-urls", len(c.Metrics.ListenURLs) > 0)
 	refuse("listen-peer-urls (more than one)", len(c.Network.ListenPeerURLs) > 1)
+	refuse("pre-vote (false)", !c.Raft.PreVote)
+	// Authentication is not built yet: the token type is harmless to name
+	// (auth is off until enabled), any other than etcd's default is not.
+	refuse("auth-token (other than simple)", c.Auth.Token != "" && c.Auth.Token != "simple")
+	for _, key := range notHonouredKeys {
+		if where := c.Origin(key); where != "" {
+			errs = append(errs, fmt.Errorf("%s: %s: %w", where, key, errNotImplemented))
+		}
+	}
 	return errors.Join(errs...)
 }

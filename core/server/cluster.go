@@ -31,6 +31,9 @@ func (s *Server) MemberAdd(ctx context.Context, peerURLs []string, learner bool)
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := s.checkMemberAdd(learner); err != nil {
+		return nil, nil, err
+	}
 	now := time.Now()
 	m := memberInfo{ID: computeMemberID(peerURLs, s.cfg.InitialClusterToken, &now), PeerURLs: peerURLs, IsLearner: learner}
 	if _, err := s.proposeMemberChange(ctx, &memberChange{Op: opAdd, Member: m}); err != nil {
@@ -46,8 +49,18 @@ func (s *Server) MemberAdd(ctx context.Context, peerURLs []string, learner bool)
 
 // MemberRemove removes a member from Raft and then from the table.
 func (s *Server) MemberRemove(ctx context.Context, id uint64) ([]*pb.Member, error) {
-	if _, ok := s.members.Get(id); !ok {
+	m, ok := s.members.Get(id)
+	if !ok {
 		return nil, ErrMemberNotFound
+	}
+	if s.cfg.StrictReconfigCheck && !m.IsLearner {
+		voters, started := s.members.voterCounts()
+		if m.Name != "" {
+			started--
+		}
+		if started < quorum(voters-1) {
+			return nil, ErrNotEnoughStarted
+		}
 	}
 	if err := s.node.RemoveMember(ctx, id); err != nil && !errors.Is(err, raftnode.ErrMemberNotFound) {
 		return nil, fmt.Errorf("remove member %x from raft: %w", id, err)
@@ -97,6 +110,27 @@ func (s *Server) MemberPromote(ctx context.Context, id uint64) ([]*pb.Member, er
 	s.log.Info("promoted member", "id", fmt.Sprintf("%x", id))
 	return s.members.List(), nil
 }
+
+// checkMemberAdd refuses an add that would exceed the learner limit or,
+// with the strict check, leave too few started voters for the grown
+// cluster's quorum.
+func (s *Server) checkMemberAdd(learner bool) error {
+	if learner {
+		if s.members.learnerCount() >= s.cfg.MaxLearners {
+			return ErrTooManyLearners
+		}
+		return nil
+	}
+	if s.cfg.StrictReconfigCheck {
+		voters, started := s.members.voterCounts()
+		if started < quorum(voters+1) {
+			return ErrNotEnoughStarted
+		}
+	}
+	return nil
+}
+
+func quorum(voters int) int { return voters/2 + 1 }
 
 // undoMemberChange reverts the table half of a change whose Raft half
 // failed; it is best-effort (logged) because the caller already fails.

@@ -46,6 +46,19 @@ type Config struct {
 	ElectionTimeout   time.Duration
 	// SnapshotCount is how many applied entries trigger a Raft snapshot.
 	SnapshotCount uint64
+	// SnapshotCatchUpEntries is how many entries stay in the Raft log after
+	// a snapshot, for slow followers to catch up from.
+	SnapshotCatchUpEntries uint64
+	// MaxLearners bounds the learners the cluster holds at once.
+	MaxLearners int
+	// StrictReconfigCheck refuses member changes that would leave too few
+	// started voters for a quorum.
+	StrictReconfigCheck bool
+	// AutoCompactionPeriod (etcd's periodic mode) keeps this much history;
+	// AutoCompactionRevisions (revision mode) keeps this many revisions.
+	// Zero turns either off; the leader compacts.
+	AutoCompactionPeriod    time.Duration
+	AutoCompactionRevisions int64
 	// MaxRequestBytes is the largest proposal accepted.
 	MaxRequestBytes int
 	// QuotaBackendBytes is reported by Status (enforcement belongs to the
@@ -56,6 +69,13 @@ type Config struct {
 	// progress notifications get one (raised to the hub's minimum; 0 is
 	// etcd's 10 minutes).
 	WatchProgressNotifyInterval time.Duration
+
+	// LeaseRevokeRate is the most expired leases the leader revokes per
+	// second (lease-revoke-rate); LeaseCheckpointInterval bounds how far
+	// the remaining TTLs in the log lag (see core/lease). 0 takes the lease
+	// package's defaults.
+	LeaseRevokeRate         int
+	LeaseCheckpointInterval time.Duration
 
 	// BackendBatchInterval and BackendBatchLimit group bbolt commits.
 	BackendBatchInterval time.Duration
@@ -71,21 +91,24 @@ type Config struct {
 // DefaultConfig returns etcd's defaults for a single member named "default".
 func DefaultConfig() Config {
 	return Config{
-		Name:                 "default",
-		DataDir:              "default.etcd",
-		ClientURLs:           []string{"http://localhost:2379"},
-		PeerURLs:             []string{"http://localhost:2380"},
-		ListenPeerAddr:       "localhost:2380",
-		InitialCluster:       []InitialMember{{Name: "default", PeerURLs: []string{"http://localhost:2380"}}},
-		InitialClusterToken:  "etcd-cluster",
-		NewCluster:           true,
-		HeartbeatInterval:    100 * time.Millisecond,
-		ElectionTimeout:      time.Second,
-		SnapshotCount:        10000,
-		MaxRequestBytes:      1536 * 1024,
-		QuotaBackendBytes:    2 << 30,
-		BackendBatchInterval: 100 * time.Millisecond,
-		BackendBatchLimit:    10000,
+		Name:                   "default",
+		DataDir:                "default.etcd",
+		ClientURLs:             []string{"http://localhost:2379"},
+		PeerURLs:               []string{"http://localhost:2380"},
+		ListenPeerAddr:         "localhost:2380",
+		InitialCluster:         []InitialMember{{Name: "default", PeerURLs: []string{"http://localhost:2380"}}},
+		InitialClusterToken:    "etcd-cluster",
+		NewCluster:             true,
+		HeartbeatInterval:      100 * time.Millisecond,
+		ElectionTimeout:        time.Second,
+		SnapshotCount:          10000,
+		SnapshotCatchUpEntries: 5000,
+		MaxLearners:            1,
+		StrictReconfigCheck:    true,
+		MaxRequestBytes:        1536 * 1024,
+		QuotaBackendBytes:      2 << 30,
+		BackendBatchInterval:   100 * time.Millisecond,
+		BackendBatchLimit:      10000,
 	}
 }
 

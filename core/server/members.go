@@ -88,6 +88,34 @@ func (t *memberTable) List() []*pb.Member {
 	return out
 }
 
+// voterCounts returns how many voters the table holds and how many of them
+// have started (published their name).
+func (t *memberTable) voterCounts() (voters, started int) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, m := range t.members {
+		if !m.IsLearner {
+			voters++
+			if m.Name != "" {
+				started++
+			}
+		}
+	}
+	return voters, started
+}
+
+func (t *memberTable) learnerCount() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n := 0
+	for _, m := range t.members {
+		if m.IsLearner {
+			n++
+		}
+	}
+	return n
+}
+
 // FindByPeerURL returns the member advertising one of urls.
 func (t *memberTable) FindByPeerURL(urls []string) (memberInfo, bool) {
 	t.mu.RLock()

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/concordkv/concord/core/backend"
+	"github.com/concordkv/concord/core/lease"
 	"github.com/concordkv/concord/core/mvcc"
 	"github.com/concordkv/concord/core/raftnode"
 	"github.com/concordkv/concord/core/watch"
@@ -40,6 +41,12 @@ type Server struct {
 
 	// hub outlives the store: every store openStorage opens feeds it.
 	hub *watch.Hub
+	// lessor outlives the store too (Recover reloads it); leaseRaft is its
+	// view of the node, leaseFwd carries a follower's keepalives to the
+	// leader.
+	lessor    *lease.Lessor
+	leaseRaft *leaseRaft
+	leaseFwd  *renewForwarder
 
 	term      atomic.Uint64 // raft term, kept for response headers
 	published chan struct{} // closed once this member's attributes are in the table
@@ -68,7 +75,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(filepath.Dir(dbPath(cfg.DataDir)), 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
+	// Before the store opens: it attaches its keys to the leases.
+	if err := s.newLessor(); err != nil {
+		return nil, err
+	}
 	if err := s.openStorage(); err != nil {
+		s.lessor.Close()
 		return nil, err
 	}
 	hasState, err := raftnode.HasState(raftDir(cfg.DataDir))
@@ -100,8 +112,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	rcfg.HeartbeatInterval = cfg.HeartbeatInterval
 	rcfg.ElectionTimeout = cfg.ElectionTimeout
 	rcfg.SnapshotThreshold = cfg.SnapshotCount
+	if cfg.SnapshotCatchUpEntries > 0 {
+		rcfg.TrailingLogs = cfg.SnapshotCatchUpEntries
+	}
 	rcfg.StateMachine = (*stateMachine)(s)
-	rcfg.OnLeaderChange = func(_ bool, term uint64) { s.term.Store(term) }
+	rcfg.OnLeaderChange = func(isLeader bool, term uint64) {
+		s.term.Store(term)
+		s.lessor.SetLeader(isLeader)
+	}
 	rcfg.RegisterPeerServices = s.registerPeerServices
 	rcfg.Logger = s.log
 	node, err := raftnode.Open(ctx, rcfg)
@@ -111,6 +129,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	s.node = node
+	s.leaseRaft.node.Store(node)
 	if !hasState && cfg.NewCluster {
 		var servers []raftnode.Server
 		for _, m := range initialMembers(cfg.InitialCluster, cfg.InitialClusterToken) {
@@ -125,6 +144,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	s.wg.Go(func() { s.publish(runCtx) })
+	if cfg.AutoCompactionPeriod > 0 || cfg.AutoCompactionRevisions > 0 {
+		s.wg.Go(func() { s.runCompactor(runCtx) })
+	}
 	return s, nil
 }
 
@@ -143,7 +165,11 @@ func (s *Server) openStorage() error {
 	if err != nil {
 		return fmt.Errorf("open backend: %w", err)
 	}
-	kv, err := mvcc.Open(be, mvcc.Config{Logger: s.log, OnWrite: s.notifyWatch})
+	if err := s.lessor.Recover(be); err != nil {
+		be.Close()
+		return err
+	}
+	kv, err := mvcc.Open(be, mvcc.Config{Logger: s.log, OnWrite: s.notifyWatch, Leases: s.lessor})
 	if err != nil {
 		be.Close()
 		return fmt.Errorf("open store: %w", err)
@@ -180,7 +206,9 @@ func (s *Server) Close(ctx context.Context) error {
 		s.stop()
 	}
 	s.wg.Wait()
-	var errs []error
+	// The lessor stops proposing before Raft stops.
+	s.leaseFwd.close()
+	errs := []error{s.lessor.Close()}
 	if s.node != nil {
 		errs = append(errs, s.node.Close(ctx))
 	}
@@ -196,6 +224,7 @@ func (s *Server) Close(ctx context.Context) error {
 // the member list, so that a joining member can learn its ID.
 func (s *Server) registerPeerServices(g *grpc.Server) {
 	registerPeerCluster(g, s)
+	registerPeerLease(g, s)
 }
 
 // publish seeds the member table of a new cluster and records this
