@@ -55,6 +55,8 @@ type Config struct {
 	Headers     Headers
 	// Watch is the watch hub behind the Watch service.
 	Watch WatchBackend
+	// Lease is the lease table behind the Lease service.
+	Lease Lease
 
 	// MaxTxnOps is the most operations a txn's compare, success or failure
 	// list may hold (etcd's --max-txn-ops).
@@ -105,6 +107,8 @@ func (c Config) Validate() error {
 		return errors.New("etcdapi: MaxRequestBytes must be positive")
 	case c.Watch == nil:
 		return errors.New("etcdapi: Watch must be set")
+	case c.Lease == nil:
+		return errors.New("etcdapi: Lease must be set")
 	case c.NoLeaderStreamTimeout <= 0:
 		return errors.New("etcdapi: NoLeaderStreamTimeout must be positive")
 	}
@@ -168,6 +172,7 @@ func (a *API) Register(s *grpc.Server) {
 	pb.RegisterClusterServer(s, &clusterServer{api: a})
 	pb.RegisterMaintenanceServer(s, &maintenanceServer{api: a})
 	pb.RegisterWatchServer(s, &watchServer{api: a})
+	pb.RegisterLeaseServer(s, &leaseServer{api: a})
 }
 
 // header returns a filled header for responses that carry no revision of

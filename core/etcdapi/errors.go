@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/concordkv/concord/core/lease"
 	"github.com/concordkv/concord/core/mvcc"
 	"github.com/concordkv/concord/core/raftnode"
 	"github.com/concordkv/concord/core/server"
@@ -26,6 +27,11 @@ var grpcErrors = []struct {
 	{mvcc.ErrTooManyOps, rpctypes.ErrGRPCTooManyOps},
 	{mvcc.ErrDuplicateKey, rpctypes.ErrGRPCDuplicateKey},
 	{mvcc.ErrEmptyKey, rpctypes.ErrGRPCEmptyKey},
+
+	{lease.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
+	{lease.ErrLeaseExists, rpctypes.ErrGRPCLeaseExist},
+	{lease.ErrLeaseTTLTooLarge, rpctypes.ErrGRPCLeaseTTLTooLarge},
+	{lease.ErrNotPrimary, rpctypes.ErrGRPCNotLeader},
 
 	{raftnode.ErrNoLeader, rpctypes.ErrGRPCNoLeader},
 	{raftnode.ErrNotLeader, rpctypes.ErrGRPCNotLeader},

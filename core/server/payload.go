@@ -8,6 +8,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/concordkv/concord/core/lease"
 	"github.com/concordkv/concord/core/mvcc"
 )
 
@@ -67,6 +68,9 @@ var appliedErrors = []error{
 	mvcc.ErrTooManyOps,
 	mvcc.ErrDuplicateKey,
 	mvcc.ErrEmptyKey,
+	lease.ErrLeaseNotFound,
+	lease.ErrLeaseExists,
+	lease.ErrLeaseTTLTooLarge,
 	ErrMemberNotFound,
 	ErrMemberExists,
 	ErrPeerURLExists,

@@ -68,6 +68,12 @@ func (s *Server) applyRequest(r *pb.InternalRaftRequest) (proto.Message, error) 
 		return s.kv.Txn(r.Txn)
 	case r.Compaction != nil:
 		return s.kv.Compact(r.Compaction)
+	case r.LeaseGrant != nil:
+		return s.lessor.Grant(r.LeaseGrant)
+	case r.LeaseRevoke != nil:
+		return s.lessor.Revoke(r.LeaseRevoke.ID, s.kv)
+	case r.LeaseCheckpoint != nil:
+		return s.lessor.Checkpoint(r.LeaseCheckpoint)
 	case r.ClusterMemberAttrSet != nil:
 		a := r.ClusterMemberAttrSet
 		if a.MemberAttributes == nil {
