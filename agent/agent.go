@@ -43,6 +43,8 @@ type Agent struct {
 	grpc *grpc.Server
 	http *http.Server
 
+	gatewayConn *grpc.ClientConn // the gateway's connection to our own API; nil without it
+
 	listeners []*clientListener
 	wg        sync.WaitGroup // one goroutine per client listener and per serve loop
 }
@@ -109,7 +111,20 @@ func Start(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
 	a.api = api
 	a.grpc = grpc.NewServer(api.ServerOptions()...)
 	api.Register(a.grpc)
-	a.http = &http.Server{Handler: a.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	handler := a.httpHandler()
+	if cfg.GRPC.EnableGateway && len(lns) > 0 {
+		conn, err := dialSelf(lns[0].Addr().String())
+		if err == nil {
+			handler, err = a.withGateway(conn, handler)
+		}
+		if err != nil {
+			srv.Close(ctx)
+			a.closeListeners(lns)
+			return nil, err
+		}
+		a.gatewayConn = conn
+	}
+	a.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 
 	for _, ln := range lns {
 		cl := newClientListener(ln)
@@ -156,6 +171,9 @@ func (a *Agent) Close(ctx context.Context) error {
 	hctx, cancel := context.WithTimeout(ctx, time.Second)
 	a.http.Shutdown(hctx)
 	cancel()
+	if a.gatewayConn != nil {
+		a.gatewayConn.Close()
+	}
 	for _, l := range a.listeners {
 		l.Close()
 	}
@@ -196,6 +214,19 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// withGateway serves etcd's JSON gateway under /v3/ next to handler.
+func (a *Agent) withGateway(conn *grpc.ClientConn, handler http.Handler) (http.Handler, error) {
+	gwh, err := newGateway(context.Background(), conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v3/", gwh)
+	mux.Handle("/", handler)
+	return mux, nil
 }
 
 // serverConfig translates the user's configuration into the core's.
@@ -261,7 +292,6 @@ var notHonouredKeys = []string{
 	"socket-options.reuse-address", "socket-options.reuse-port",
 	"quota-backend-bytes", "auth-token-ttl", "bcrypt-cost",
 	"tls-min-version", "tls-max-version", "cipher-suites", "self-signed-cert-validity",
-	"enable-grpc-gateway",
 }
 
 func checkImplemented(c *Config) error {
