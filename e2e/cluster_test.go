@@ -236,7 +236,8 @@ func addLearnerAndPromote(t *testing.T, c *cluster) *member {
 	}
 	for _, m := range c.members {
 		if !strings.Contains(r.stdout, m.name+"="+m.peerURL) {
-			t.Errorf("member add (through follower %s): ETCD_INITIAL_CLUSTER lacks %s=%s, so the answer's member list lacks it:\n%s",
+			t.Errorf("member add through follower %s: ETCD_INITIAL_CLUSTER lacks %s=%s, so the MemberAdd answer's member list lacks it "+
+				"(etcd answers after the change is applied on the member that answers):\n%s",
 				follower.name, m.name, m.peerURL, r.stdout)
 		}
 	}

@@ -6,7 +6,8 @@
 //
 // Basics: `go test ./e2e` (the tests skip under -short). etcdctl is found
 // through $ETCDCTL or the repository's bin/etcdctl (`make bin/etcdctl`);
-// tests that need it skip when it is absent.
+// tests that need it skip when it is absent. E2E_CONCORD_BINARY names a
+// concord binary to test instead of building the working tree's.
 //
 // Caveats: members use short raft timings (heartbeat 50 ms, election
 // timeout 500 ms) so that failovers are quick; the failover bound asserted

@@ -38,9 +38,23 @@ func TestMain(m *testing.M) {
 	os.Exit(buildAndRun(m))
 }
 
+// prebuiltEnv names a concord binary to test instead of building one (for
+// example a release build, or a build of another checkout).
+const prebuiltEnv = "E2E_CONCORD_BINARY"
+
 // buildAndRun builds concord once into a temporary directory, so that every
 // test runs the same binary, then runs the tests.
 func buildAndRun(m *testing.M) int {
+	tools.etcdctl, tools.missing = findEtcdctl()
+	if p := os.Getenv(prebuiltEnv); p != "" {
+		if !isExecutable(p) {
+			fmt.Fprintf(os.Stderr, "e2e: %s=%s is not an executable file\n", prebuiltEnv, p)
+			return 1
+		}
+		tools.concord = p
+		fmt.Fprintf(os.Stderr, "e2e: testing %s from %s\n", p, prebuiltEnv)
+		return m.Run()
+	}
 	dir, err := os.MkdirTemp("", "concord-e2e-")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: create build dir: %v\n", err)
@@ -55,7 +69,6 @@ func buildAndRun(m *testing.M) int {
 		return 1
 	}
 	fmt.Fprintf(os.Stderr, "e2e: built concord in %v\n", time.Since(start).Round(time.Millisecond))
-	tools.etcdctl, tools.missing = findEtcdctl()
 	return m.Run()
 }
 
