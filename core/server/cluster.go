@@ -36,7 +36,7 @@ func (s *Server) MemberAdd(ctx context.Context, peerURLs []string, learner bool)
 	}
 	now := time.Now()
 	m := memberInfo{ID: computeMemberID(peerURLs, s.cfg.InitialClusterToken, &now), PeerURLs: peerURLs, IsLearner: learner}
-	if _, err := s.proposeMemberChange(ctx, &memberChange{Op: opAdd, Member: m}); err != nil {
+	if err := s.proposeMemberChange(ctx, &memberChange{Op: opAdd, Member: m}); err != nil {
 		return nil, nil, err
 	}
 	if err := s.node.AddMember(ctx, m.ID, addr, learner); err != nil {
@@ -65,7 +65,7 @@ func (s *Server) MemberRemove(ctx context.Context, id uint64) ([]*pb.Member, err
 	if err := s.node.RemoveMember(ctx, id); err != nil && !errors.Is(err, raftnode.ErrMemberNotFound) {
 		return nil, fmt.Errorf("remove member %x from raft: %w", id, err)
 	}
-	if _, err := s.proposeMemberChange(ctx, &memberChange{Op: opRemove, Member: memberInfo{ID: id}}); err != nil {
+	if err := s.proposeMemberChange(ctx, &memberChange{Op: opRemove, Member: memberInfo{ID: id}}); err != nil {
 		return nil, err
 	}
 	s.log.Info("removed member", "id", fmt.Sprintf("%x", id))
@@ -82,7 +82,7 @@ func (s *Server) MemberUpdate(ctx context.Context, id uint64, peerURLs []string)
 	if !ok {
 		return nil, ErrMemberNotFound
 	}
-	if _, err := s.proposeMemberChange(ctx, &memberChange{Op: opUpdate, Member: memberInfo{ID: id, PeerURLs: peerURLs}}); err != nil {
+	if err := s.proposeMemberChange(ctx, &memberChange{Op: opUpdate, Member: memberInfo{ID: id, PeerURLs: peerURLs}}); err != nil {
 		return nil, err
 	}
 	if err := s.node.AddMember(ctx, id, addr, m.IsLearner); err != nil {
@@ -104,7 +104,7 @@ func (s *Server) MemberPromote(ctx context.Context, id uint64) ([]*pb.Member, er
 	if err := s.node.PromoteMember(ctx, id); err != nil {
 		return nil, fmt.Errorf("promote member %x: %w", id, err)
 	}
-	if _, err := s.proposeMemberChange(ctx, &memberChange{Op: opPromote, Member: memberInfo{ID: id}}); err != nil {
+	if err := s.proposeMemberChange(ctx, &memberChange{Op: opPromote, Member: memberInfo{ID: id}}); err != nil {
 		return nil, err
 	}
 	s.log.Info("promoted member", "id", fmt.Sprintf("%x", id))
@@ -137,7 +137,7 @@ func quorum(voters int) int { return voters/2 + 1 }
 func (s *Server) undoMemberChange(c *memberChange) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.requestTimeout())
 	defer cancel()
-	if _, err := s.proposeMemberChange(ctx, c); err != nil {
+	if err := s.proposeMemberChange(ctx, c); err != nil {
 		s.log.Warn("could not undo member change", "op", c.Op, "id", fmt.Sprintf("%x", c.Member.ID), "err", err)
 	}
 }

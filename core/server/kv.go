@@ -79,12 +79,18 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest, resp pr
 	return s.proposePayload(ctx, data, resp)
 }
 
-func (s *Server) proposeMemberChange(ctx context.Context, c *memberChange) ([]byte, error) {
+// proposeMemberChange replicates a member-table change and waits until
+// this member has applied it too, so that the member list it answers with
+// includes the change even when the leader applied it first.
+func (s *Server) proposeMemberChange(ctx context.Context, c *memberChange) error {
 	data, err := encodeMemberChange(c)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return nil, s.proposePayload(ctx, data, nil)
+	if err := s.proposePayload(ctx, data, nil); err != nil {
+		return err
+	}
+	return s.readBarrier(ctx)
 }
 
 func (s *Server) proposePayload(ctx context.Context, data []byte, resp proto.Message) error {

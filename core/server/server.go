@@ -257,7 +257,7 @@ func (s *Server) publishOnce(ctx context.Context) error {
 		for i, m := range init {
 			ids[i] = m.ID
 		}
-		if _, err := s.proposeMemberChange(ctx, &memberChange{Op: opInit, ClusterID: computeClusterID(ids), Members: init}); err != nil {
+		if err := s.proposeMemberChange(ctx, &memberChange{Op: opInit, ClusterID: computeClusterID(ids), Members: init}); err != nil {
 			return fmt.Errorf("seed member table: %w", err)
 		}
 	}
