@@ -50,6 +50,9 @@ func (s *Server) newLessor() error {
 	if s.cfg.LeaseRevokeRate > 0 {
 		lcfg.RevokeRate = s.cfg.LeaseRevokeRate
 	}
+	// Checkpoints may lag five election timeouts (5 s by default): a
+	// leader change costs about that much anyway (see core/lease).
+	lcfg.CheckpointInterval = 5 * s.cfg.ElectionTimeout
 	if s.cfg.LeaseCheckpointInterval > 0 {
 		lcfg.CheckpointInterval = s.cfg.LeaseCheckpointInterval
 	}
