@@ -281,17 +281,17 @@ func (l *Lessor) Checkpoint(r *pb.LeaseCheckpointRequest) (*pb.LeaseCheckpointRe
 		if !ok {
 			continue
 		}
-		if le.remaining == max(cp.Remaining_TTL, 0) {
-			le.unsure = le.unsure && le.remaining != 0
-			continue
-		}
-		le.remaining = max(cp.Remaining_TTL, 0)
-		if le.remaining == 0 {
+		remaining := max(cp.Remaining_TTL, 0)
+		if remaining == 0 {
+			// A clear is proposed after any checkpoint it must undo.
 			le.unsure = false
 		}
-		l.persistLocked(le)
+		if le.remaining != remaining {
+			le.remaining = remaining
+			l.persistLocked(le)
+		}
 		if l.primary {
-			l.checkpoints.Set(le.id, l.checkpointDue(le))
+			l.setCheckpointLocked(le.id, l.checkpointDue(le))
 		}
 	}
 	return &pb.LeaseCheckpointResponse{Header: &pb.ResponseHeader{}}, nil

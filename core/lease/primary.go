@@ -114,9 +114,26 @@ func (l *Lessor) demoteLocked() {
 
 // scheduleLocked queues le for expiry and for its next checkpoint.
 func (l *Lessor) scheduleLocked(le *lease) {
-	l.expiries.Set(le.id, le.deadline)
-	l.checkpoints.Set(le.id, l.checkpointDue(le))
-	signal(l.wakeExpiry)
+	l.setExpiryLocked(le.id, le.deadline)
+	l.setCheckpointLocked(le.id, l.checkpointDue(le))
+}
+
+// setExpiryLocked (re)schedules lease id's expiry, waking the expiry loop
+// when it becomes the earliest: the loop sleeps until the earliest only.
+func (l *Lessor) setExpiryLocked(id int64, at time.Time) {
+	l.expiries.Set(id, at)
+	if head, _, _ := l.expiries.Peek(); head == id {
+		signal(l.wakeExpiry)
+	}
+}
+
+// setCheckpointLocked (re)schedules lease id's next checkpoint, waking the
+// checkpointer when it becomes the earliest.
+func (l *Lessor) setCheckpointLocked(id int64, at time.Time) {
+	l.checkpoints.Set(id, at)
+	if head, _, _ := l.checkpoints.Peek(); head == id {
+		signal(l.wakeCheckpoint)
+	}
 }
 
 // checkpointDue is when the remaining TTL the log knows will exceed the
@@ -156,10 +173,10 @@ func (l *Lessor) Renew(ctx context.Context, id int64) (int64, error) {
 			}
 		}
 		le.deadline = time.Now().Add(time.Duration(le.ttl) * time.Second)
-		l.expiries.Set(le.id, le.deadline)
+		l.setExpiryLocked(le.id, le.deadline)
 		proposed, inFlight := l.inFlight[id]
 		if le.remaining == 0 && !le.unsure && !inFlight {
-			l.checkpoints.Set(le.id, l.checkpointDue(le))
+			l.setCheckpointLocked(le.id, l.checkpointDue(le))
 			l.mu.Unlock()
 			return le.ttl, nil
 		}
