@@ -1,0 +1,97 @@
+package etcdapi_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/concordkv/concord/agent/agenttest"
+)
+
+// etcdctlPath returns the real etcdctl: $ETCDCTL, or bin/etcdctl found by
+// walking up to the repository root; the test is skipped without one.
+func etcdctlPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("ETCDCTL"); p != "" {
+		return p
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if p := filepath.Join(dir, "bin", "etcdctl"); fileExists(p) {
+			return p
+		}
+		if fileExists(filepath.Join(dir, "go.mod")) {
+			t.Skip("no etcdctl: run `make bin/etcdctl` or set ETCDCTL")
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// The real etcdctl's lease commands against a three-member cluster,
+// through a follower (every lease operation is forwarded or proposed from
+// there), with etcdctl's own output.
+func TestEtcdctlLease(t *testing.T) {
+	bin := etcdctlPath(t)
+	c := agenttest.Start(t, 3, agenttest.Options{})
+	ep := c.Members[c.Follower()].ClientAddr
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.CommandContext(t.Context(), bin, append([]string{"--endpoints", ep}, args...)...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("etcdctl %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+		}
+		return string(out)
+	}
+	expect := func(out, pattern string) []string {
+		t.Helper()
+		m := regexp.MustCompile(`^` + pattern + `$`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("etcdctl printed %q, want %q", out, pattern)
+		}
+		return m
+	}
+
+	id := expect(run("lease", "grant", "60"), `lease ([0-9a-f]{16}) granted with TTL\(60s\)\n`)[1]
+	expect(run("put", "--lease="+id, "leased/key", "value"), "OK\n")
+	expect(run("put", "--lease="+id, "leased/other", "value"), "OK\n")
+	expect(run("lease", "keep-alive", "--once", id), "lease "+id+` keepalived with TTL\(60\)\n`)
+	remaining := expect(run("lease", "timetolive", "--keys", id),
+		"lease "+id+` granted with TTL\(60s\), remaining\((\d+)s\), attached keys\(\[leased/key leased/other\]\)\n`)[1]
+	if remaining != "59" && remaining != "60" {
+		t.Errorf("remaining TTL %ss right after a keepalive", remaining)
+	}
+	expect(run("lease", "timetolive", id), "lease "+id+` granted with TTL\(60s\), remaining\(\d+s\)\n`)
+	expect(run("lease", "list"), "found 1 leases\n"+id+"\n")
+	expect(run("get", "--prefix", "--keys-only", "leased/"), "leased/key\n\nleased/other\n\n")
+	expect(run("lease", "revoke", id), "lease "+id+" revoked\n")
+	expect(run("get", "--prefix", "--count-only", "--write-out=fields", "leased/"), `(?s).*"Count" : 0\n.*`)
+	expect(run("lease", "timetolive", id), "lease "+id+" already expired\n")
+	expect(run("lease", "list"), "found 0 leases\n")
+
+	// Errors as etcd words them.
+	cmd := exec.CommandContext(t.Context(), bin, "--endpoints", ep, "lease", "revoke", id)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "etcdserver: requested lease not found") {
+		t.Fatalf("revoke of a revoked lease: %v\n%s", err, out)
+	}
+	cmd = exec.CommandContext(t.Context(), bin, "--endpoints", ep, "put", "--lease=1234abcd", "k", "v")
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "etcdserver: requested lease not found") {
+		t.Fatalf("put with an unknown lease: %v\n%s", err, out)
+	}
+	c.CheckConverged()
+}
