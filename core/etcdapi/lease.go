@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -75,24 +76,52 @@ func (s *leaseServer) LeaseLeases(ctx context.Context, _ *pb.LeaseLeasesRequest)
 // LeaseKeepAlive renews each lease the client sends, in order, and answers
 // with its TTL; an unknown lease answers TTL 0 (clientv3 then reports the
 // lease gone). The stream ends on the first other error, as etcd's does, or
-// when the API stops.
+// when the API stops. Like etcd, a stream opened with require-leader
+// (clientv3 opens its keepalive stream so) is refused while this member
+// knows no leader, and ended with "etcdserver: no leader" once it has known
+// none for NoLeaderStreamTimeout; clientv3 then closes the keepalive
+// channels its callers opened with WithRequireLeader.
 //
 // The receive loop blocks in stream.Recv, which returns only once the
 // client sends, goes away, or this handler has returned; so the handler
 // signals it (ctx) rather than waiting for it, as etcd does.
 func (s *leaseServer) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) error {
+	a := s.api
+	// The leader is a member-level fact; the Watch backend reports it.
+	requireLeader := requiresLeader(stream.Context())
+	if requireLeader && !a.cfg.Watch.HasLeader() {
+		return rpctypes.ErrGRPCNoLeader
+	}
 	select {
-	case <-s.api.stopping:
+	case <-a.stopping:
 		return rpctypes.ErrGRPCStopped
 	default:
 	}
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
 	go func() { cancel(s.keepAliveLoop(ctx, stream)) }()
-	select {
-	case <-ctx.Done():
-	case <-s.api.stopping:
-		cancel(rpctypes.ErrGRPCStopped)
+	var leaderCheck <-chan time.Time
+	if requireLeader {
+		t := time.NewTicker(max(a.cfg.NoLeaderStreamTimeout/3, minLeaderCheckInterval))
+		defer t.Stop()
+		leaderCheck = t.C
+	}
+	var noLeaderSince time.Time
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-a.stopping:
+			cancel(rpctypes.ErrGRPCStopped)
+		case now := <-leaderCheck:
+			switch {
+			case a.cfg.Watch.HasLeader():
+				noLeaderSince = time.Time{}
+			case noLeaderSince.IsZero():
+				noLeaderSince = now
+			case now.Sub(noLeaderSince) >= a.cfg.NoLeaderStreamTimeout:
+				cancel(rpctypes.ErrGRPCNoLeader)
+			}
+		}
 	}
 	if err := context.Cause(ctx); !errors.Is(err, io.EOF) {
 		return err

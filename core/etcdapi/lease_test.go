@@ -315,3 +315,45 @@ func TestLeaseRevokeOfTenThousandKeysIsOneRevision(t *testing.T) {
 	}
 	c.CheckConverged()
 }
+
+// clientv3 opens its keepalive stream with require-leader: a member that
+// has known no leader for a while ends it with "no leader", and clientv3
+// then closes the keepalive channels opened with WithRequireLeader (and
+// only those), as against etcd.
+func TestLeaseKeepAliveRequireLeaderEndsWithoutLeader(t *testing.T) {
+	c := agenttest.Start(t, 3, agenttest.Options{})
+	f := c.Follower()
+	cli := c.Client(f)
+	g, err := cli.Grant(t.Context(), 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict, err := cli.KeepAlive(clientv3.WithRequireLeader(t.Context()), g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lenient, err := cli.KeepAlive(t.Context(), g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-strict
+	<-lenient
+	c.Fabric.Isolate(c.Members[f].Name)
+	timeout := time.After(15 * time.Second)
+	for closed := false; !closed; {
+		select {
+		case _, ok := <-strict:
+			closed = !ok
+		case <-timeout:
+			t.Fatal("require-leader keepalive channel still open 15 s after its member lost the leader")
+		}
+	}
+	select {
+	case _, ok := <-lenient:
+		if !ok {
+			t.Fatal("keepalive channel without require-leader closed too")
+		}
+	default:
+	}
+	c.Fabric.HealAll()
+}
