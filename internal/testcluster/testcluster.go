@@ -1,9 +1,10 @@
-// Package testcluster starts a cluster for tests of client-side code (the
-// CLI, the SDK) and hands out its client endpoints.
+// Package testcluster starts a cluster of real server processes for tests
+// of client-side code (the CLI, the SDK) and hands out its client endpoints.
 //
-// Tests written against this package do not care which server runs behind
-// the endpoints; today it runs the real etcd binary (bin/etcd, or $ETCD),
-// and it will run Concord as soon as Concord's core serves the etcd API.
+// The servers are Concord members (`concord agent`, built once per test
+// binary from this module) unless TESTCLUSTER_SERVER=etcd, which runs the
+// real etcd binary (bin/etcd or $ETCD) instead: client-side tests must pass
+// against both, since both speak the same API with the same flags.
 package testcluster
 
 import (
@@ -14,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,7 +43,7 @@ type member struct {
 // requests; it is stopped when the test ends.
 func Start(t testing.TB, size int) *Cluster {
 	t.Helper()
-	bin := etcdBinary(t)
+	bin := serverCommand(t)
 	c := &Cluster{t: t}
 	var initial []string
 	for i := range size {
@@ -56,13 +58,13 @@ func Start(t testing.TB, size int) *Cluster {
 		initial = append(initial, m.name+"="+m.peerURL)
 	}
 	for _, m := range c.members {
-		m.args = []string{bin,
+		m.args = append(append([]string(nil), bin...),
 			"--name", m.name, "--data-dir", m.dir,
 			"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
 			"--listen-peer-urls", m.peerURL, "--initial-advertise-peer-urls", m.peerURL,
 			"--initial-cluster", strings.Join(initial, ","),
 			"--initial-cluster-token", "testcluster", "--initial-cluster-state", "new",
-		}
+		)
 		c.startMember(m)
 	}
 	t.Cleanup(c.stopAll)
@@ -185,6 +187,79 @@ func (c *Cluster) logs() string {
 		fmt.Fprintf(&b, "--- %s\n%s\n", m.name, strings.Join(lines, "\n"))
 	}
 	return b.String()
+}
+
+// serverCommand returns the command line (before the member flags) that
+// starts one member.
+func serverCommand(t testing.TB) []string {
+	t.Helper()
+	if os.Getenv("TESTCLUSTER_SERVER") == "etcd" {
+		return []string{etcdBinary(t)}
+	}
+	return []string{concordBinary(t), "agent"}
+}
+
+// built holds the concord binary built for this test process.
+var built struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// concordBinary builds cmd/concord once per test process.
+func concordBinary(t testing.TB) string {
+	t.Helper()
+	built.once.Do(func() {
+		root, err := moduleRoot()
+		if err != nil {
+			built.err = err
+			return
+		}
+		// One binary per test process (packages test in parallel); binaries
+		// of earlier runs are removed once they are an hour old.
+		dir := filepath.Join(os.TempDir(), "concord-testcluster")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			built.err = err
+			return
+		}
+		removeStale(dir, time.Hour)
+		built.path = filepath.Join(dir, fmt.Sprintf("concord-%d", os.Getpid()))
+		cmd := exec.Command("go", "build", "-o", built.path, "./cmd/concord")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("build concord: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatalf("testcluster: %v", built.err)
+	}
+	return built.path
+}
+
+func removeStale(dir string, age time.Duration) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > age {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the working directory")
+		}
+		dir = parent
+	}
 }
 
 func etcdBinary(t testing.TB) string {
