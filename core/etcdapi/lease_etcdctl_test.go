@@ -1,9 +1,7 @@
 package etcdapi_test
 
 import (
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,32 +9,7 @@ import (
 	"github.com/concordkv/concord/agent/agenttest"
 )
 
-// etcdctlPath returns the real etcdctl: $ETCDCTL, or bin/etcdctl found by
-// walking up to the repository root; the test is skipped without one.
-func etcdctlPath(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("ETCDCTL"); p != "" {
-		return p
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if p := filepath.Join(dir, "bin", "etcdctl"); fileExists(p) {
-			return p
-		}
-		if fileExists(filepath.Join(dir, "go.mod")) {
-			t.Skip("no etcdctl: run `make bin/etcdctl` or set ETCDCTL")
-		}
-		dir = filepath.Dir(dir)
-	}
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
+// etcdctlPath (watch_etcdctl_test.go) locates the real etcdctl.
 
 // The real etcdctl's lease commands against a three-member cluster,
 // through a follower (every lease operation is forwarded or proposed from

@@ -36,6 +36,13 @@ func registerPeerLease(g *grpc.Server, s *Server) {
 // on the peer port; the follower asks again, perhaps another leader.
 var errPeerNotPrimary = status.Error(codes.Unavailable, "lease: not the primary lessor")
 
+// On the peer keepalive stream a TTL of 0 means "no such lease" (as for
+// clients) and ttlRenewFailed that this renewal failed and may be retried.
+const ttlRenewFailed = -1
+
+// errRenewFailed is a forwarded renewal the leader could not complete.
+var errRenewFailed = errors.New("lease: the leader could not renew the lease")
+
 // peerStreamWorkers bounds the renewals one forwarded stream runs at once:
 // a renewal that clears a checkpoint waits for a Raft commit, and must not
 // hold up the others multiplexed on the stream.
@@ -102,12 +109,18 @@ func (k *peerKeepAlive) receive() {
 func (k *peerKeepAlive) renew(id int64) {
 	defer func() { <-k.sem }()
 	ttl, err := k.s.primaryRenew(k.ctx, id)
-	if errors.Is(err, lease.ErrLeaseNotFound) {
-		ttl, err = 0, nil
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, lease.ErrNotPrimary):
+		// Every renewal on this stream would fail: end it, the follower
+		// finds the leader again.
 		k.cancel(errPeerNotPrimary)
 		return
+	case errors.Is(err, lease.ErrLeaseNotFound):
+		ttl = 0
+	case err != nil:
+		// This renewal failed (a checkpoint clear did not commit in time);
+		// the others multiplexed on the stream may not.
+		ttl = ttlRenewFailed
 	}
 	k.sendMu.Lock()
 	defer k.sendMu.Unlock()
@@ -139,15 +152,17 @@ func (p *peerLease) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveRe
 
 // primaryRenew renews on this member's lessor, waiting up to an election
 // timeout for it to be promoted when this member has just become leader.
+// (The renewal itself is bounded by the lessor: a clear it waits for fails
+// after the request timeout.)
 func (s *Server) primaryRenew(ctx context.Context, id int64) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.ElectionTimeout)
+	wait, cancel := context.WithTimeout(ctx, s.cfg.ElectionTimeout)
 	defer cancel()
 	for {
 		ttl, err := s.lessor.Renew(ctx, id)
 		if !errors.Is(err, lease.ErrNotPrimary) {
 			return ttl, err
 		}
-		if !s.awaitPrimary(ctx) {
+		if !s.awaitPrimary(wait) {
 			return -1, err
 		}
 	}
@@ -244,7 +259,10 @@ func (f *renewForwarder) renew(ctx context.Context, id int64) (int64, error) {
 	}
 	select {
 	case ttl := <-ch:
-		if ttl <= 0 {
+		switch {
+		case ttl == ttlRenewFailed:
+			return -1, errRenewFailed
+		case ttl <= 0:
 			return -1, lease.ErrLeaseNotFound
 		}
 		return ttl, nil
