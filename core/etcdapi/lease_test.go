@@ -181,8 +181,9 @@ func TestLeaseExpiryDeletesKeysAndNotifiesWatchers(t *testing.T) {
 		}
 		elapsed := time.Since(start)
 		// TTL 1 s plus the promotion extension (one election timeout) at
-		// most, plus the time to commit the revoke.
-		if elapsed > 5*time.Second {
+		// most, plus the time to commit the revoke (generous: the machine
+		// may be loaded).
+		if elapsed > 8*time.Second {
 			t.Errorf("lease expired after %v", elapsed)
 		}
 		t.Logf("TTL 1 s lease expired and its keys' DELETE events arrived after %v", elapsed)
@@ -202,7 +203,7 @@ func TestLeaseKeepAliveThroughFollowerOutlivesTTL(t *testing.T) {
 	cli := c.Client(c.Follower()) // the only member the client knows
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	g, err := cli.Grant(ctx, 1)
+	g, err := cli.Grant(ctx, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,13 +220,13 @@ func TestLeaseKeepAliveThroughFollowerOutlivesTTL(t *testing.T) {
 			answers.Add(1)
 		}
 	}()
-	// Four TTLs: the lease lives only if the follower's keepalives reach
+	// Three TTLs: the lease lives only if the follower's keepalives reach
 	// the leader.
-	deadline := time.Now().Add(4 * time.Second)
+	deadline := time.Now().Add(6 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := cli.Get(ctx, "ka/key")
 		if err != nil || len(resp.Kvs) != 1 {
-			t.Fatalf("kept-alive key gone after %v: %v, %v", time.Since(deadline.Add(-4*time.Second)), resp, err)
+			t.Fatalf("kept-alive key gone after %v: %v, %v", time.Since(deadline.Add(-6*time.Second)), resp, err)
 		}
 		ttl, err := cli.TimeToLive(ctx, g.ID)
 		if err != nil || ttl.TTL < 0 {
@@ -233,9 +234,9 @@ func TestLeaseKeepAliveThroughFollowerOutlivesTTL(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	// clientv3 renews every TTL/3: about a dozen answers in four seconds.
-	if n := answers.Load(); n < 6 {
-		t.Fatalf("%d keepalive answers in 4 s", n)
+	// clientv3 renews every TTL/3: about nine answers in six seconds.
+	if n := answers.Load(); n < 5 {
+		t.Fatalf("%d keepalive answers in 6 s", n)
 	}
 	// Once the keepalives stop, the lease expires.
 	cancel()

@@ -130,6 +130,8 @@ func TestLeaseNotKeptAliveExpiresWithinBoundAcrossTwoLeaderChanges(t *testing.T)
 	c := agenttest.Start(t, 3, agenttest.Options{})
 	cli := c.Client()
 	const ttl = 5 * time.Second
+	termAt := func() uint64 { return c.Members[c.Leader()].Agent.Server().Node().Status().Term }
+	firstTerm := termAt()
 	start := time.Now()
 	g, err := cli.Grant(t.Context(), int64(ttl/time.Second))
 	if err != nil {
@@ -171,25 +173,29 @@ func TestLeaseNotKeptAliveExpiresWithinBoundAcrossTwoLeaderChanges(t *testing.T)
 
 	const failover = time.Second // a transfer takes far less
 	perChange := checkpointInterval*11/10 + electionTimeout + time.Second + failover
-	bound := ttl + 2*perChange
 	var at time.Time
 	select {
 	case at = <-deleted:
-	case <-time.After(time.Until(start.Add(bound + 2*time.Second))):
-		t.Fatalf("lease not expired %v after its grant (bound %v)", time.Since(start), bound)
+	case <-time.After(time.Until(start.Add(ttl + 6*perChange))):
+		t.Fatalf("lease not expired %v after its grant", time.Since(start))
 	}
 	elapsed := at.Sub(start)
+	// A loaded machine may add elections of its own: each term is a
+	// leader change the bound allows for.
+	changes := termAt() - firstTerm
+	bound := ttl + time.Duration(changes)*perChange
 	// Without checkpoints the last leader would have given the whole TTL
 	// again, plus the extension, from its promotion.
 	withoutCheckpoints := lastChange.Sub(start) + ttl + electionTimeout
-	t.Logf("expired after %v: TTL %v, bound %v, earliest possible without checkpoints %v", elapsed.Round(time.Millisecond), ttl, bound, withoutCheckpoints.Round(time.Millisecond))
+	t.Logf("expired after %v: TTL %v, %d leader changes, bound %v, earliest possible without checkpoints %v",
+		elapsed.Round(time.Millisecond), ttl, changes, bound, withoutCheckpoints.Round(time.Millisecond))
 	if elapsed < ttl {
 		t.Fatalf("lease expired early: %v < TTL %v", elapsed, ttl)
 	}
 	if elapsed > bound {
 		t.Fatalf("lease expired after %v, beyond the bound %v", elapsed, bound)
 	}
-	if elapsed >= withoutCheckpoints {
+	if changes == 2 && elapsed >= withoutCheckpoints {
 		t.Fatalf("lease expired after %v, not earlier than without checkpoints (%v)", elapsed, withoutCheckpoints)
 	}
 	c.CheckConverged()
