@@ -3,6 +3,7 @@ package etcdapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -109,7 +110,7 @@ func (ws *watchServer) recvLoop(ctx context.Context, cancel context.CancelCauseF
 		default:
 			// etcd ignores a request it does not know rather than
 			// ending the stream.
-			ws.api.log.Info("ignoring unknown watch request", "type", req.RequestUnion)
+			ws.api.log.Info("ignoring unknown watch request", "type", fmt.Sprintf("%T", req.RequestUnion))
 			continue
 		}
 		switch {
