@@ -224,12 +224,16 @@ func TestMemberKilled(t *testing.T) {
 		o.until(t, "b2", 5*time.Second)
 	}
 	sA2 := newSession(t, sessiontest.Client(t, eps[0]), minTTL)
-	resigned := make(chan error, 1)
-	go func() { resigned <- lB.Resign(t.Context()) }()
-	if _, err := election.New(sA2, name).Campaign(t.Context(), "a2"); err != nil {
+	campaigned := make(chan error, 1)
+	go func() {
+		_, err := election.New(sA2, name).Campaign(t.Context(), "a2")
+		campaigned <- err
+	}()
+	waitCandidates(t, cliB, name, 2) // a2 queued behind b: a direct hand-over
+	if err := lB.Resign(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-resigned; err != nil {
+	if err := <-campaigned; err != nil {
 		t.Fatal(err)
 	}
 	for j, o := range observers {

@@ -111,8 +111,7 @@ func (p *participant) acquireEntry(ctx context.Context, key, waitPrefix string, 
 		emode = modeResume
 	}
 	e, first, err := enqueue(ctx, p.s, key, p.opts.value, waitPrefix, emode)
-	if unsure := (errUnsure{}); errors.As(err, &unsure) && !p.opts.leaseKey {
-		// A lease key needs no cleanup: the next call takes it over.
+	if unsure := (errUnsure{}); errors.As(err, &unsure) {
 		return nil, gaveUp(err, deleteKey(ctx, p.s, key), key, &p.stale)
 	}
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"time"
 
 	"github.com/concordkv/concord/session"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -113,15 +114,43 @@ func enqueue(ctx context.Context, s *session.Session, key, value, waitPrefix str
 // or with an error wrapping ErrLost as soon as e's key is deleted or its
 // session ends, or with the context's error.
 func (e *entry) waitTurn(ctx context.Context) error {
+	// Requests stop the moment the hold ends, even one blocked on a member
+	// that cannot be reached; the loss is then the error to report.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(e.hold.Context(), cancel)()
+	if err := e.waitTurnLoop(wctx); err != nil {
+		if e.hold.Err() != nil {
+			return e.lost()
+		}
+		return err
+	}
+	return nil
+}
+
+func (e *entry) waitTurnLoop(ctx context.Context) error {
 	cli := e.s.Client()
 	before := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(e.hold.CreateRevision()-1))
+	backoff := minBackoff
 	for {
 		// Fenced on our own key, so a waiter whose key vanished learns it
 		// here rather than after its predecessors are gone.
 		resp, err := cli.Txn(ctx).If(e.hold.Cmp()).Then(clientv3.OpGet(e.waitPrefix, before...)).Commit()
 		if err != nil {
-			return fmt.Errorf("find predecessor of %s: %w", e.key(), err)
+			// A waiter waits through the cluster's trouble for as long as
+			// its session lives: the session decides when it is lost.
+			if e.hold.Err() != nil {
+				return e.lost()
+			}
+			if !session.IsUnavailable(err) {
+				return fmt.Errorf("find predecessor of %s: %w", e.key(), err)
+			}
+			if err := e.pause(ctx, &backoff); err != nil {
+				return err
+			}
+			continue
 		}
+		backoff = minBackoff
 		if !resp.Succeeded {
 			return fmt.Errorf("%w: %s deleted while waiting", ErrLost, e.key())
 		}
@@ -133,6 +162,22 @@ func (e *entry) waitTurn(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+const minBackoff, maxBackoff = 50 * time.Millisecond, time.Second
+
+// pause waits out a backoff (doubling it) before a retry, unless the hold
+// or ctx ends first.
+func (e *entry) pause(ctx context.Context, backoff *time.Duration) error {
+	select {
+	case <-e.hold.Done():
+		return e.lost()
+	case <-ctx.Done():
+		return fmt.Errorf("wait for %s: %w", e.key(), context.Cause(ctx))
+	case <-time.After(*backoff):
+	}
+	*backoff = min(2**backoff, maxBackoff)
+	return nil
 }
 
 // waitDeleted waits for key, seen at revision rev, to be deleted. It also
@@ -148,7 +193,8 @@ func (e *entry) waitDeleted(ctx context.Context, key string, rev int64) error {
 				if ctx.Err() != nil {
 					return fmt.Errorf("wait for %s: %w", key, context.Cause(ctx))
 				}
-				return nil
+				backoff := minBackoff // a watch that keeps breaking is not retried in a loop
+				return e.pause(ctx, &backoff)
 			}
 			for _, ev := range wr.Events {
 				if ev.Type == mvccpb.DELETE {
@@ -189,36 +235,54 @@ type errUnsure struct{ error }
 
 func (e errUnsure) Unwrap() error { return e.error }
 
-// abandon releases an entry that gave up waiting. It runs even when ctx
-// has ended (that is often why it gave up), bounded by the session TTL:
-// past that the key is gone with the lease, or the session is alive and
-// the key must go now, or it would become a holder nobody releases. An
-// entry whose hold already ended has nothing left to delete (its key is
-// gone, or goes with the lease of an ended session).
+// abandon releases an entry that gave up waiting: left behind, its key
+// would wait, and one day hold, for nobody. It runs even when ctx has ended
+// (that is often why it gave up), retrying until the key is gone, the
+// session ends (the key then goes with the lease), or a TTL has passed. An
+// entry whose hold already ended has nothing left to delete.
 func (e *entry) abandon(ctx context.Context) error {
 	if e.hold.Err() != nil {
 		e.hold.Stop()
 		return nil
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.s.TTL())
-	defer cancel()
-	_, err := e.release(rctx)
-	return err
+	return retryCleanup(ctx, e.s, func(ctx context.Context) error {
+		_, err := e.release(ctx)
+		return err
+	})
 }
 
 // deleteKey deletes a key of ours whose fate is unknown (a request to
-// create it failed, or a fenced delete failed), bounded as abandon is. The
-// key's name is unique to this participant, so no fence is needed.
+// create it failed) as abandon does. The key's name is unique to this
+// participant, so no fence is needed.
 func deleteKey(ctx context.Context, s *session.Session, key string) error {
-	if s.Err() != nil {
-		return nil // gone, or going with the lease
-	}
+	return retryCleanup(ctx, s, func(ctx context.Context) error {
+		if _, err := s.Client().Delete(ctx, key); err != nil {
+			return fmt.Errorf("delete %s: %w", key, err)
+		}
+		return nil
+	})
+}
+
+// retryCleanup runs op, detached from ctx's end, until it succeeds, the
+// session ends, or the session TTL has passed.
+func retryCleanup(ctx context.Context, s *session.Session, op func(context.Context) error) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.TTL())
 	defer cancel()
-	if _, err := s.Client().Delete(rctx, key); err != nil {
-		return fmt.Errorf("delete %s: %w", key, err)
+	backoff := minBackoff
+	for {
+		err := op(rctx)
+		if err == nil || s.Err() != nil {
+			return nil
+		}
+		select {
+		case <-s.Done():
+			return nil
+		case <-rctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
 	}
-	return nil
 }
 
 // gaveUp returns errors.Join(cause, cleanupErr) and records in stale a key

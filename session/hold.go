@@ -59,6 +59,11 @@ func (h *Hold) Err() error {
 	return context.Cause(h.ctx)
 }
 
+// Context returns a context cancelled, with Err as its cause, when the
+// hold ends: derive from it the requests that only make sense while the
+// key is held, so that they stop at once when it is lost.
+func (h *Hold) Context() context.Context { return h.ctx }
+
 // Stop stops watching (it does not delete the key) and waits for the
 // watching goroutine to return.
 func (h *Hold) Stop() {
