@@ -62,3 +62,37 @@ func benchPropose(b *testing.B, kind LogStoreKind, callers int) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "proposals/s")
 }
+
+// BenchmarkReadBarrier measures linearizable read barriers per second on a
+// three-member cluster (raft-wal), callers spread over all members, with no
+// concurrent writes. Report: reads/s.
+func BenchmarkReadBarrier(b *testing.B) {
+	for _, callers := range []int{1, 100} {
+		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
+			c := newTestCluster(b, 3, clusterOptions{heartbeat: 100 * time.Millisecond, election: time.Second})
+			ctx := context.Background()
+			for _, m := range c.members {
+				if err := m.node.ReadBarrier(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for i := range callers {
+				m := c.members[i%len(c.members)]
+				wg.Go(func() {
+					for next.Add(1) <= int64(b.N) {
+						if err := m.node.ReadBarrier(ctx); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "reads/s")
+		})
+	}
+}

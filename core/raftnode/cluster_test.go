@@ -20,8 +20,8 @@ import (
 // Timings of the test clusters: short enough for fast tests, long enough
 // for two shared cores under the race detector.
 const (
-	testHeartbeat = 25 * time.Millisecond
-	testElection  = 250 * time.Millisecond
+	testHeartbeat = 50 * time.Millisecond
+	testElection  = 500 * time.Millisecond
 )
 
 type clusterOptions struct {
@@ -229,7 +229,7 @@ func (c *testCluster) waitLeader(among []*testMember) *testMember {
 		among = c.running()
 	}
 	var leader *testMember
-	waitFor(c.t, 20*max(testElection, c.opts.election), "a leader", func() bool {
+	waitFor(c.t, 40*max(testElection, c.opts.election), "a leader", func() bool {
 		leader = nil
 		var seen uint64
 		for _, m := range among {
@@ -325,6 +325,40 @@ func firstDiff(a, b []testRecord) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// proposeRetry proposes payload on m, retrying while leadership moves
+// (for tests whose subject is not leader changes; a retried payload may
+// be applied twice). It may be called from any goroutine: a failure is
+// reported with Errorf and returns nil.
+func proposeRetry(t testing.TB, ctx context.Context, m *testMember, payload []byte) []byte {
+	t.Helper()
+	for {
+		res, err := m.node.Propose(ctx, payload)
+		if err == nil {
+			return res
+		}
+		if ctx.Err() != nil || !(errors.Is(err, ErrLeaderChanged) || errors.Is(err, ErrNoLeader)) {
+			t.Errorf("propose %q on %s: %v", payload, m.name, err)
+			return nil
+		}
+		t.Logf("propose %q on %s: %v; retrying", payload, m.name, err)
+	}
+}
+
+// readBarrierRetry runs a read barrier on m, retrying while no leader can
+// answer (for tests whose subject is not leader changes).
+func readBarrierRetry(t testing.TB, ctx context.Context, m *testMember) {
+	t.Helper()
+	for {
+		err := m.node.ReadBarrier(ctx)
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil || !errors.Is(err, ErrNoLeader) {
+			t.Fatalf("read barrier on %s: %v", m.name, err)
+		}
+	}
 }
 
 func testCtx(t testing.TB, d time.Duration) context.Context {

@@ -18,14 +18,19 @@
 //	res, err := n.Propose(ctx, payload)   // on any member
 //	err = n.ReadBarrier(ctx)              // then read sm locally
 //
-// Propose works on every member: a follower forwards the payload to the
-// leader over the peer port, and the caller gets the leader's result for
-// its own payload. Concurrent proposals (local and forwarded) are packed
-// into one raft log entry (up to MaxProposalBatch payloads and
+// Propose works on every member. Concurrent proposals on a member are
+// packed into one batch (up to MaxProposalBatch payloads and
 // MaxBatchBytes); two proposers per member keep one batch replicating while
-// the next fills. The StateMachine sees each entry as an Entry with its
-// payloads, in log order, in batches (raft's BatchingFSM), and returns one
-// result per payload.
+// the next fills. On the leader a batch is one raft log entry; a follower
+// forwards its batch over the peer port and the leader appends it as one
+// entry, and each caller gets the result for its own payload. (Forwarded
+// batches are appended by the gRPC handler directly rather than re-queued
+// behind the leader's own proposers: with an outdated view of the leader
+// two members could otherwise forward to each other and wait in a cycle.)
+// raft's group commit then writes and replicates the entries of all
+// members' batches together. The StateMachine sees each entry as an Entry
+// with its payloads, in log order, in batches (raft's BatchingFSM), and
+// returns one result per payload.
 //
 // ReadBarrier makes the next local read linearizable: the leader takes its
 // applied index, confirms its leadership with one heartbeat round shared by

@@ -185,14 +185,48 @@ func TestFollowerReadSeesAcknowledgedWrite(t *testing.T) {
 		writer := c.members[i%3]
 		reader := c.members[(i+1)%3]
 		v := fmt.Sprintf("v%d", i)
-		if _, err := writer.node.Propose(ctx, []byte("w:"+v)); err != nil {
-			t.Fatal(err)
-		}
-		if err := reader.node.ReadBarrier(ctx); err != nil {
-			t.Fatal(err)
-		}
+		proposeRetry(t, ctx, writer, []byte("w:"+v))
+		readBarrierRetry(t, ctx, reader)
 		if got := reader.sm.Register(); got != v {
 			t.Fatalf("read on %s after write %q acknowledged by %s returned %q", reader.name, v, writer.name, got)
 		}
+	}
+}
+
+// TestReadBarriersShareLeadershipConfirmation: many concurrent read
+// barriers, on the leader and forwarded from followers, are answered by
+// far fewer heartbeat rounds.
+func TestReadBarriersShareLeadershipConfirmation(t *testing.T) {
+	c := newTestCluster(t, 3, clusterOptions{})
+	ctx := testCtx(t, 30*time.Second)
+	leader := c.waitLeader(nil)
+	if err := leader.node.ReadBarrier(ctx); err != nil { // the post-election barrier
+		t.Fatal(err)
+	}
+	before := leader.node.readRounds.Load()
+	const reads = 300
+	var wg sync.WaitGroup
+	for i := range reads {
+		m := c.members[i%3]
+		wg.Go(func() {
+			// Leadership may move on a loaded machine; that is not the
+			// subject here.
+			for {
+				err := m.node.ReadBarrier(ctx)
+				if err == nil {
+					return
+				}
+				if !errors.Is(err, ErrNoLeader) || ctx.Err() != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	rounds := leader.node.readRounds.Load() - before
+	t.Logf("%d read barriers, %d leadership confirmations", reads, rounds)
+	if rounds == 0 || rounds > reads/3 {
+		t.Fatalf("%d confirmations for %d concurrent reads: not shared", rounds, reads)
 	}
 }

@@ -59,21 +59,22 @@ func (n *Node) RemoveMember(ctx context.Context, id uint64) error {
 }
 
 // TransferLeadership moves leadership to the voter id and waits until this
-// node sees it lead (or an election timeout passes). Transferring to the
+// node sees it lead (or two election timeouts pass: ErrTimeout). Transferring to the
 // current leader is a no-op; a learner or unknown member is
 // ErrBadTransferee / ErrMemberNotFound.
 func (n *Node) TransferLeadership(ctx context.Context, to uint64) error {
 	if err := n.change(ctx, memberChange{op: opTransfer, id: to}); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(n.cfg.ElectionTimeout)
+	wait := 2 * n.cfg.ElectionTimeout
+	deadline := time.Now().Add(wait)
 	for {
 		if _, id := n.raft.LeaderWithID(); id == serverID(to) {
 			return nil
 		}
 		if err := n.pause(ctx, deadline); err != nil {
 			if errors.Is(err, ErrNoLeader) {
-				return fmt.Errorf("transfer leadership to %x: not observed within %v: %w", to, n.cfg.ElectionTimeout, ErrTimeout)
+				return fmt.Errorf("transfer leadership to %x: not observed within %v: %w", to, wait, ErrTimeout)
 			}
 			return err
 		}
@@ -108,12 +109,9 @@ func (n *Node) change(ctx context.Context, ch memberChange) error {
 }
 
 func (n *Node) forwardChange(ctx context.Context, addr string, ch memberChange, deadline time.Time) error {
-	cc, err := n.conns.get(addr)
+	cc, err := n.readyConn(ctx, addr, n.leaderRecheck(deadline))
 	if err != nil {
-		return err
-	}
-	if !n.waitReady(ctx, cc, deadline) {
-		return ErrNoLeader // not sent: look for the leader again
+		return err // not sent: ErrNoLeader makes change look again
 	}
 	if err := (peerClient{cc}).changeMember(ctx, ch); err != nil {
 		return fmt.Errorf("forwarded to leader %s: %w", addr, err)
@@ -183,7 +181,7 @@ func (n *Node) changeOnLeader(ctx context.Context, ch memberChange) error {
 	default:
 		return fmt.Errorf("unknown membership operation %d", uint64(ch.op))
 	}
-	if err := fut.Error(); err != nil {
+	if err := n.waitFuture(ctx, fut); err != nil {
 		return mapLeaderErr(err)
 	}
 	return nil
@@ -196,12 +194,13 @@ const learnerReadyPercent = 90
 // checkLearnerReady asks the learner at addr for its applied index and
 // compares it with this leader's commit index.
 func (n *Node) checkLearnerReady(ctx context.Context, addr string) error {
-	cc, err := n.conns.get(addr)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ElectionTimeout)
 	defer cancel()
+	cc, err := n.readyConn(ctx, addr, time.Now().Add(n.cfg.ElectionTimeout))
+	if err != nil {
+		// Not %w: the cause must not read as "no leader" to change's retry.
+		return fmt.Errorf("%w: cannot reach learner %s: %v", ErrLearnerNotReady, addr, err)
+	}
 	applied, err := peerClient{cc}.appliedIndex(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: ask learner %s for its progress: %w", ErrLearnerNotReady, addr, err)
@@ -293,12 +292,8 @@ func (n *Node) leaderSaysRemoved(conf raft.Configuration) bool {
 		if s.ID == serverID(n.cfg.ID) {
 			continue
 		}
-		cc, err := n.conns.get(string(s.Address))
-		if err != nil {
-			return false
-		}
 		ctx, cancel := context.WithTimeout(n.life, n.cfg.ElectionTimeout/2)
-		member, err := peerClient{cc}.isMember(ctx, n.cfg.ID)
+		member, err := n.askIsMember(ctx, string(s.Address))
 		cancel()
 		if err == nil {
 			return !member
@@ -307,10 +302,19 @@ func (n *Node) leaderSaysRemoved(conf raft.Configuration) bool {
 	return false
 }
 
+func (n *Node) askIsMember(ctx context.Context, addr string) (bool, error) {
+	deadline, _ := ctx.Deadline()
+	cc, err := n.readyConn(ctx, addr, deadline)
+	if err != nil {
+		return false, err
+	}
+	return peerClient{cc}.isMember(ctx, n.cfg.ID)
+}
+
 func (n *Node) markRemoved(why string) {
 	n.logger.Warn("this member was removed from the cluster; stopping raft", "reason", why)
 	n.removedOnce.Do(func() { close(n.removed) })
-	if err := n.raft.Shutdown().Error(); err != nil {
+	if err := n.shutdownRaft(); err != nil {
 		n.logger.Warn("shut down raft after removal", "error", err)
 	}
 }

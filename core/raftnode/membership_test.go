@@ -15,12 +15,7 @@ func proposeN(t *testing.T, ctx context.Context, m *testMember, prefix string, c
 	for i := range count {
 		wg.Go(func() {
 			p := fmt.Sprintf("%s-%d", prefix, i)
-			res, err := m.node.Propose(ctx, []byte(p))
-			if err != nil {
-				t.Errorf("propose %s: %v", p, err)
-				return
-			}
-			checkResult(t, p, res)
+			checkResult(t, p, proposeRetry(t, ctx, m, []byte(p)))
 		})
 	}
 	wg.Wait()
@@ -228,9 +223,7 @@ func testSnapshotInstall(t *testing.T, kind LogStoreKind) {
 	leader = c.waitLeader(c.followers(lagging))
 	// One at a time, so that each is its own raft entry.
 	for i := range 150 {
-		if _, err := leader.node.Propose(ctx, fmt.Appendf(nil, "s%d", i)); err != nil {
-			t.Fatal(err)
-		}
+		proposeRetry(t, ctx, leader, fmt.Appendf(nil, "s%d", i))
 	}
 	// The leader's log no longer holds what the lagging follower needs.
 	waitFor(t, 10*time.Second, "log compaction on the leader", func() bool {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 )
 
 // Network is how the peer port listens and dials. TCPNetwork is the
@@ -46,6 +47,20 @@ const (
 // handshakeTimeout bounds how long an accepted connection may take to send
 // its first byte.
 const handshakeTimeout = 10 * time.Second
+
+// peerKeepalive is how often a peer connection with RPCs in flight is
+// pinged, and how long a ping may go unanswered.
+const peerKeepalive = 5 * time.Second
+
+// peerServerOptions are the peer port's gRPC server options; the keepalive
+// policy admits the pings DialPeer's clients send.
+func peerServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(maxPeerMessage),
+		grpc.MaxSendMsgSize(maxPeerMessage),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: peerKeepalive / 2}),
+	}
+}
 
 // maxPeerMessage bounds one gRPC message on the peer port: a forwarded
 // batch of proposals or their results. Peers are trusted members.
@@ -269,6 +284,9 @@ func DialPeer(ctx context.Context, network Network, addr string) (*grpc.ClientCo
 			MinConnectTimeout: 2 * time.Second,
 		}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxPeerMessage), grpc.MaxCallSendMsgSize(maxPeerMessage)),
+		// A peer that vanishes without closing the connection (power loss,
+		// a silent network) fails the RPCs waiting on it within ~10 s.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: peerKeepalive, Timeout: peerKeepalive}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("grpc client for peer %s: %w", addr, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -42,8 +43,13 @@ type Node struct {
 
 	conns peerConns
 
+	readRounds atomic.Uint64 // leadership confirmations made for read barriers
+
 	removed     chan struct{} // closed when this member learns it was removed
 	removedOnce sync.Once
+
+	raftDown     chan struct{} // closed once raft.Shutdown has returned
+	raftDownOnce sync.Once
 
 	closeOnce sync.Once
 	closeErr  error
@@ -100,6 +106,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		notifyCh:   make(chan bool, 16),
 		notifyDone: make(chan struct{}),
 		removed:    make(chan struct{}),
+		raftDown:   make(chan struct{}),
 	}
 	n.life, n.endLife = context.WithCancel(context.Background())
 	n.stopping = n.life.Done()
@@ -141,12 +148,19 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  raftStream{subListener: n.mux.raft, network: cfg.Network},
 		MaxPool: 3,
-		Timeout: 10 * time.Second,
-		Logger:  hlog.Named("transport"),
+		// 1 turns off pipelined replication. hashicorp/raft v1.8.0's
+		// pipeline deadlocks when a follower rejects an append (a leader
+		// change, a log mismatch): the decoder exits, the sender blocks on
+		// a channel nobody reads, and that follower gets no entries again
+		// (nor can raft shut down). Seen in this package's transfer and
+		// kill tests; also reported by grafana/pyroscope#5518.
+		MaxRPCsInFlight: 1,
+		Timeout:         10 * time.Second,
+		Logger:          hlog.Named("transport"),
 	})
 	cleanup = append(cleanup, func() { _ = n.transport.Close() })
 
-	n.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxPeerMessage), grpc.MaxSendMsgSize(maxPeerMessage))
+	n.grpc = grpc.NewServer(peerServerOptions()...)
 	n.grpc.RegisterService(peerServiceDesc(), peerServer{n: n})
 	if cfg.RegisterPeerServices != nil {
 		cfg.RegisterPeerServices(n.grpc)
@@ -378,10 +392,10 @@ func (n *Node) shutdown(ctx context.Context, transfer bool) error {
 			}
 		}
 		n.endLife()
-		if err := n.raft.Shutdown().Error(); err != nil {
-			errs = append(errs, fmt.Errorf("shut down raft: %w", err))
-		}
-		close(n.notifyDone)
+		// Start raft's shutdown, then cut its connections before waiting
+		// for it: a replication goroutine stuck on a silent peer would
+		// otherwise hold the shutdown for the transport's I/O timeout.
+		shutdown := n.raft.Shutdown()
 		n.grpc.Stop()
 		n.transport.CloseStreams()
 		if err := n.transport.Close(); err != nil {
@@ -390,6 +404,11 @@ func (n *Node) shutdown(ctx context.Context, transfer bool) error {
 		if err := n.mux.close(); err != nil {
 			errs = append(errs, err)
 		}
+		if err := shutdown.Error(); err != nil {
+			errs = append(errs, fmt.Errorf("shut down raft: %w", err))
+		}
+		n.raftDownOnce.Do(func() { close(n.raftDown) })
+		close(n.notifyDone)
 		n.bg.Wait()
 		n.conns.closeAll()
 		if err := n.stores.close(); err != nil {
@@ -420,16 +439,37 @@ func (n *Node) transferBeforeClose(ctx context.Context) error {
 	if others == 0 {
 		return nil
 	}
-	fut := n.raft.LeadershipTransfer()
+	return n.waitFuture(ctx, n.raft.LeadershipTransfer())
+}
+
+// shutdownRaft stops raft (idempotent) and then releases waitFuture.
+func (n *Node) shutdownRaft() error {
+	err := n.raft.Shutdown().Error()
+	n.raftDownOnce.Do(func() { close(n.raftDown) })
+	return err
+}
+
+// waitFuture waits for f, ctx, or raft's shutdown. hashicorp/raft queues
+// Apply, Barrier, VerifyLeader and leadership-transfer requests in
+// buffered channels and never answers what is still queued when it shuts
+// down, so f.Error() alone could block forever. The goroutine left waiting
+// in that case is the price of not hanging; it is bounded by the few
+// requests queued at the moment raft stops.
+func (n *Node) waitFuture(ctx context.Context, f raft.Future) error {
 	done := make(chan error, 1)
-	// raft bounds the transfer by its election timeout; the goroutine ends
-	// by then or when raft shuts down, whichever is first.
-	n.bg.Go(func() { done <- fut.Error() })
+	go func() { done <- f.Error() }()
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
 		return ctxError(ctx)
+	case <-n.raftDown:
+		select {
+		case err := <-done:
+			return err
+		default:
+			return raft.ErrRaftShutdown
+		}
 	}
 }
 

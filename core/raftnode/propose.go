@@ -22,10 +22,7 @@ const maxPayloadBytes = 64 << 20
 type proposal struct {
 	ctx     context.Context
 	payload []byte
-	// forwarded proposals came from a follower: they are applied here or
-	// fail with ErrNotLeader, never forwarded a second time.
-	forwarded bool
-	done      chan proposeResult // buffered 1; written once
+	done    chan proposeResult // buffered 1; written once
 }
 
 type proposeResult struct {
@@ -37,10 +34,11 @@ func (p *proposal) answer(data []byte, err error) {
 	p.done <- proposeResult{data: data, err: err}
 }
 
-// Propose replicates payload and returns the state machine's result for it
-// once this node has applied it... on the leader; a follower forwards the
-// payload to the leader over the peer port and returns the leader's
-// result. Concurrent proposals are packed into one raft entry. It waits up
+// Propose replicates payload and returns the state machine's result for
+// it. Concurrent proposals on a member are packed into one batch: on the
+// leader the batch is one raft entry, answered once applied there; a
+// follower forwards the batch to the leader over the peer port, where it
+// becomes one entry, and returns the leader's results. It waits up
 // to about an election timeout for a leader (then ErrNoLeader). After an
 // error wrapping ErrLeaderChanged, ErrTimeout or ErrStopped the outcome is
 // unknown: the payload may still be applied.
@@ -55,22 +53,31 @@ func (n *Node) Propose(ctx context.Context, payload []byte) ([]byte, error) {
 	return n.await(p)
 }
 
-// proposeForwarded packs proposals a follower forwarded and returns one
-// outcome per payload.
+// proposeForwarded appends a batch a follower forwarded as one entry and
+// returns one outcome per payload. It runs on the gRPC handler's goroutine
+// and never waits for this node's proposers: those may themselves be
+// forwarding to a member that, with an outdated view of the leader,
+// forwards back here, and waiting for them would close a cycle.
 func (n *Node) proposeForwarded(ctx context.Context, payloads [][]byte) []proposeResult {
-	props := make([]*proposal, len(payloads))
 	out := make([]proposeResult, len(payloads))
-	for i, pl := range payloads {
-		props[i] = &proposal{ctx: ctx, payload: pl, forwarded: true, done: make(chan proposeResult, 1)}
-		if err := n.enqueue(props[i]); err != nil {
+	fail := func(err error) []proposeResult {
+		for i := range out {
 			out[i].err = err
-			props[i] = nil
 		}
+		return out
 	}
-	for i, p := range props {
-		if p != nil {
-			out[i].data, out[i].err = n.await(p)
-		}
+	if err := n.checkRunning(); err != nil {
+		return fail(err)
+	}
+	if n.raft.State() != raft.Leader {
+		return fail(ErrNotLeader)
+	}
+	results, err := n.appendAndApply(ctx, payloads)
+	if err != nil {
+		return fail(err)
+	}
+	for i := range out {
+		out[i].data = results[i]
 	}
 	return out
 }
@@ -183,10 +190,6 @@ func (n *Node) submit(batch []*proposal) {
 				return
 			}
 		} else {
-			batch = failForwarded(batch)
-			if len(batch) == 0 {
-				return
-			}
 			if addr, id := n.raft.LeaderWithID(); id != "" && addr != "" {
 				if !n.forward(batch, string(addr), deadline) {
 					return
@@ -208,31 +211,45 @@ func (n *Node) applyLocal(batch []*proposal) (retry bool) {
 	for i, p := range batch {
 		payloads[i] = p.payload
 	}
-	fut := n.raft.Apply(packPayloads(payloads), n.cfg.ElectionTimeout)
-	if err := fut.Error(); err != nil {
-		switch {
-		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
-			return true
-		case errors.Is(err, raft.ErrLeadershipLost):
-			answerAll(batch, fmt.Errorf("apply: %w", ErrLeaderChanged))
-		case errors.Is(err, raft.ErrRaftShutdown):
-			answerAll(batch, fmt.Errorf("apply: %w", ErrStopped))
-		case errors.Is(err, raft.ErrEnqueueTimeout):
-			answerAll(batch, fmt.Errorf("apply: %w", ErrTimeout))
-		default:
-			answerAll(batch, fmt.Errorf("apply: %w", err))
-		}
-		return false
+	// Not the callers' contexts: an appended entry cannot be withdrawn, and
+	// each caller stops waiting on its own.
+	results, err := n.appendAndApply(context.Background(), payloads)
+	if errors.Is(err, ErrNotLeader) {
+		return true
 	}
-	results, ok := fut.Response().([][]byte)
-	if !ok || len(results) != len(batch) {
-		answerAll(batch, fmt.Errorf("apply entry %d: state machine returned no results for it", fut.Index()))
+	if err != nil {
+		answerAll(batch, err)
 		return false
 	}
 	for i, p := range batch {
 		p.answer(results[i], nil)
 	}
 	return false
+}
+
+// appendAndApply appends payloads as one entry on this leader and returns
+// the state machine's results once applied here. ErrNotLeader means the
+// entry was certainly not appended.
+func (n *Node) appendAndApply(ctx context.Context, payloads [][]byte) ([][]byte, error) {
+	fut := n.raft.Apply(packPayloads(payloads), n.cfg.ElectionTimeout)
+	if err := n.waitFuture(ctx, fut); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			return nil, fmt.Errorf("apply: %w", ErrNotLeader)
+		case errors.Is(err, raft.ErrLeadershipLost):
+			return nil, fmt.Errorf("apply: %w", ErrLeaderChanged)
+		case errors.Is(err, raft.ErrRaftShutdown):
+			return nil, fmt.Errorf("apply: %w", ErrStopped)
+		case errors.Is(err, raft.ErrEnqueueTimeout):
+			return nil, fmt.Errorf("apply: %w", ErrTimeout)
+		}
+		return nil, fmt.Errorf("apply: %w", err)
+	}
+	results, ok := fut.Response().([][]byte)
+	if !ok || len(results) != len(payloads) {
+		return nil, fmt.Errorf("apply entry %d: the state machine returned no results for it", fut.Index())
+	}
+	return results, nil
 }
 
 // forward sends batch to the leader at addr and answers it; it returns true
@@ -249,7 +266,9 @@ func (n *Node) forward(batch []*proposal, addr string, deadline time.Time) (retr
 	// Send only over an established connection: a failure before the
 	// request leaves this node is then a plain retry, and a failure after
 	// it has an unknown outcome.
-	if !n.waitReady(ctx, cc, deadline) {
+	// Wait at most a fifth of an election timeout, then look up the
+	// leader again.
+	if !n.waitReady(ctx, cc, n.leaderRecheck(deadline)) {
 		return true
 	}
 	payloads := make([][]byte, len(batch))
@@ -272,34 +291,22 @@ func (n *Node) forward(batch []*proposal, addr string, deadline time.Time) (retr
 		}
 		return false
 	}
-	retried := batch[:0:0]
-	for i, p := range batch {
-		if errors.Is(results[i].err, ErrNotLeader) {
-			retried = append(retried, p)
-			continue
-		}
-		p.answer(results[i].data, results[i].err)
+	if allNotLeader(results) {
+		return true // the member asked has stepped down: nothing was appended
 	}
-	if len(retried) > 0 {
-		// Part of a forwarded batch reached the old leader's queue after
-		// it stepped down; those were not appended.
-		n.resubmit(retried)
+	for i, p := range batch {
+		p.answer(results[i].data, results[i].err)
 	}
 	return false
 }
 
-// resubmit puts proposals back at the end of the queue.
-func (n *Node) resubmit(ps []*proposal) {
-	for _, p := range ps {
-		select {
-		case n.proposals <- p:
-		case <-n.stopping:
-			p.answer(nil, ErrStopped)
-		default:
-			// The queue is full: fail rather than block a proposer.
-			p.answer(nil, ErrLeaderChanged)
+func allNotLeader(results []proposeResult) bool {
+	for _, r := range results {
+		if !errors.Is(r.err, ErrNotLeader) {
+			return false
 		}
 	}
+	return len(results) > 0
 }
 
 // batchContext is cancelled when every proposal's caller has gone or the
@@ -324,13 +331,34 @@ func (n *Node) batchContext(batch []*proposal) (context.Context, context.CancelF
 	}
 }
 
-// waitReady waits until cc is connected, up to a fifth of an election
-// timeout (the caller then looks up the leader again) or deadline. A
-// connection waiting out a reconnect backoff is retried at once, but only
-// once per call, so that a request right after a partition heals does not
-// wait for the backoff while a partitioned node does not dial in a loop.
+// attemptTimeoutFactor × ElectionTimeout bounds one peer RPC whose answer
+// raft itself bounds (a deposed leader answers within its lease timeout);
+// the limit only catches connections that went silent.
+const attemptTimeoutFactor = 4
+
+// readyConn returns the cached connection to addr once it is connected
+// (see waitReady). A connection that does not come up is ErrNoLeader:
+// nothing was sent, so the caller may look for the leader again.
+func (n *Node) readyConn(ctx context.Context, addr string, deadline time.Time) (*grpc.ClientConn, error) {
+	cc, err := n.conns.get(addr)
+	if err != nil {
+		return nil, err
+	}
+	if !n.waitReady(ctx, cc, deadline) {
+		if ctx.Err() != nil {
+			return nil, ctxError(ctx)
+		}
+		return nil, fmt.Errorf("%w: no connection to %s", ErrNoLeader, addr)
+	}
+	return cc, nil
+}
+
+// waitReady waits until cc is connected or deadline passes. A connection
+// waiting out a reconnect backoff is retried at once, but only once per
+// call, so that a request right after a partition heals does not wait for
+// the backoff while a partitioned node does not dial in a loop.
 func (n *Node) waitReady(ctx context.Context, cc *grpc.ClientConn, deadline time.Time) bool {
-	ctx, cancel := context.WithDeadline(ctx, earliest(deadline, time.Now().Add(n.cfg.ElectionTimeout/5)))
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	reset := false
 	for {
@@ -354,6 +382,12 @@ func (n *Node) waitReady(ctx context.Context, cc *grpc.ClientConn, deadline time
 	}
 }
 
+// leaderRecheck bounds a wait for a connection to the leader, after which
+// the caller looks the leader up again.
+func (n *Node) leaderRecheck(deadline time.Time) time.Time {
+	return earliest(deadline, time.Now().Add(n.cfg.ElectionTimeout/5))
+}
+
 func earliest(a, b time.Time) time.Time {
 	if a.Before(b) {
 		return a
@@ -367,20 +401,6 @@ func dropGone(batch []*proposal) []*proposal {
 	for _, p := range batch {
 		if p.ctx.Err() != nil {
 			p.answer(nil, ctxError(p.ctx))
-			continue
-		}
-		kept = append(kept, p)
-	}
-	return kept
-}
-
-// failForwarded answers forwarded proposals with ErrNotLeader (a follower
-// must not forward them again) and returns the others.
-func failForwarded(batch []*proposal) []*proposal {
-	kept := batch[:0]
-	for _, p := range batch {
-		if p.forwarded {
-			p.answer(nil, ErrNotLeader)
 			continue
 		}
 		kept = append(kept, p)

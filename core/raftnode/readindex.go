@@ -75,19 +75,17 @@ func retryableRead(err error) bool {
 	return isStatus && status.Code(err) != codes.Canceled
 }
 
-// remoteReadIndex asks the leader at addr for a read index. One attempt
-// lasts at most an election timeout: a leader cut off from its quorum
-// steps down within that and answers ErrLeaderChanged.
+// remoteReadIndex asks the leader at addr for a read index. A leader cut
+// off from its quorum steps down within half an election timeout and
+// answers an error, so the attempt's own limit (a few election timeouts)
+// only guards against a connection that went silent.
 func (n *Node) remoteReadIndex(ctx context.Context, addr string, deadline time.Time) (uint64, error) {
-	cc, err := n.conns.get(addr)
+	cc, err := n.readyConn(ctx, addr, n.leaderRecheck(deadline))
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("read index from leader %s: %w", addr, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.ElectionTimeout)
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeoutFactor*n.cfg.ElectionTimeout)
 	defer cancel()
-	if !n.waitReady(ctx, cc, deadline) {
-		return 0, fmt.Errorf("read index from leader %s: %w", addr, ErrLeaderChanged)
-	}
 	index, err := peerClient{cc}.readIndex(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("read index from leader %s: %w", addr, err)
@@ -139,6 +137,7 @@ func (n *Node) readLoop() {
 				break drain
 			}
 		}
+		n.readRounds.Add(1)
 		index, err := n.confirmReadIndex(&barrierTerm)
 		for _, r := range batch {
 			r.done <- readResult{index: index, err: err}
@@ -175,7 +174,7 @@ func (n *Node) confirmReadIndex(barrierTerm *uint64) (uint64, error) {
 	}
 	term := n.raft.CurrentTerm()
 	if *barrierTerm != term {
-		if err := n.raft.Barrier(n.cfg.ElectionTimeout).Error(); err != nil {
+		if err := n.waitFuture(n.life, n.raft.Barrier(n.cfg.ElectionTimeout)); err != nil {
 			return 0, fmt.Errorf("barrier after election: %w", mapLeaderErr(err))
 		}
 		if n.raft.CurrentTerm() != term {
@@ -184,7 +183,7 @@ func (n *Node) confirmReadIndex(barrierTerm *uint64) (uint64, error) {
 		*barrierTerm = term
 	}
 	index := n.applied.Index()
-	if err := n.raft.VerifyLeader().Error(); err != nil {
+	if err := n.waitFuture(n.life, n.raft.VerifyLeader()); err != nil {
 		return 0, fmt.Errorf("confirm leadership: %w", mapLeaderErr(err))
 	}
 	if n.raft.CurrentTerm() != term || n.raft.State() != raft.Leader {

@@ -261,6 +261,7 @@ func TestPeerPortServesCallerServicesAndIgnoresJunk(t *testing.T) {
 	if err := n.Bootstrap([]Server{{ID: 7, Addr: n.Addr(), Voter: true}}); !errors.Is(err, ErrAlreadyBootstrapped) {
 		t.Fatalf("second bootstrap: %v", err)
 	}
+	waitFor(t, 20*testElection, "the lone member to lead", func() bool { return n.Status().IsLeader })
 	lc, leader, err := n.LeaderConn(ctx)
 	if err != nil || leader != 7 {
 		t.Fatalf("LeaderConn: %v, %x", err, leader)
@@ -302,4 +303,3 @@ func TestNodeGoroutinesEnd(t *testing.T) {
 	c.stopAll()
 	waitFor(t, 10*time.Second, "goroutines to end", func() bool { return countGoroutines() <= before+2 })
 }
-
