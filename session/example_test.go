@@ -8,7 +8,10 @@ import (
 	"time"
 
 	"github.com/concordkv/concord/session"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func ExampleNew() {
@@ -91,4 +94,15 @@ func ExampleWithLease() {
 	fmt.Println(resumed.Lease() == saved, resumed.TTL())
 	// Output:
 	// true 10s
+}
+
+// IsUnavailable separates "try again" from "wrong request".
+func ExampleIsUnavailable() {
+	fmt.Println(session.IsUnavailable(rpctypes.ErrNoLeader))
+	fmt.Println(session.IsUnavailable(fmt.Errorf("put: %w", status.Error(codes.Unavailable, "connection reset"))))
+	fmt.Println(session.IsUnavailable(rpctypes.ErrPermissionDenied))
+	// Output:
+	// true
+	// true
+	// false
 }
