@@ -146,6 +146,7 @@ func (c *Cluster) startMember(m *member) {
 	}
 	cmd := exec.Command(m.args[0], m.args[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		c.t.Fatalf("testcluster: start %s: %v", m.name, err)
