@@ -1,5 +1,5 @@
-// Package etcdapi serves the etcd v3 gRPC API (KV, Cluster, Maintenance, and
-// later Watch, Lease, Auth, Lock, Election) over Concord's replicated core.
+// Package etcdapi serves the etcd v3 gRPC API (KV, Watch, Lease, Cluster and
+// Maintenance; Auth is not built yet) over Concord's replicated core.
 //
 // The package is the API edge: it validates requests the way etcd does
 // (empty keys, sort options, txn size and duplicate keys, request size),
