@@ -17,12 +17,13 @@ import (
 	"github.com/concordkv/concord/agent/agenttest"
 )
 
-// Lease tests run against agenttest clusters (election timeout 500 ms,
-// heartbeat 50 ms: etcd's minimum TTL is then ceil(15 × 50 ms) = 1 s, and
-// the lease checkpoint interval 5 election timeouts = 2.5 s).
+// Lease tests run against agenttest clusters with the watch tests'
+// steadyOptions (election timeout 2 s, heartbeat 100 ms: etcd's minimum TTL
+// is then ceil(30 × 100 ms) = 3 s), so that a loaded machine does not add
+// elections: a write whose leader changed has an unknown outcome.
 
 func TestLeaseGrantRevokeTimeToLiveLeases(t *testing.T) {
-	forEachCluster(t, func(t *testing.T, _ *agenttest.Cluster, cli *clientv3.Client) {
+	forEachWatchCluster(t, func(t *testing.T, _ *agenttest.Cluster, cli *clientv3.Client) {
 		ctx := t.Context()
 		g, err := cli.Grant(ctx, 30)
 		if err != nil {
@@ -97,7 +98,26 @@ func TestLeaseGrantRevokeTimeToLiveLeases(t *testing.T) {
 		if _, err := cli.Revoke(ctx, g.ID); !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			t.Fatalf("second revoke: %v, want %v", err, rpctypes.ErrLeaseNotFound)
 		}
-		// clientv3 reports the TTL 0 answer of an unknown lease as gone.
+		// The server answers a keepalive of an unknown lease with TTL 0, not
+		// an error, and keeps the stream; clientv3 reports the lease gone.
+		stream, err := pb.NewLeaseClient(cli.ActiveConnection()).LeaseKeepAlive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []clientv3.LeaseID{g.ID, mine, g.ID} {
+			if err := stream.Send(&pb.LeaseKeepAliveRequest{ID: int64(id)}); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := stream.Recv()
+			want := int64(0)
+			if id == mine {
+				want = 20
+			}
+			if err != nil || resp.ID != int64(id) || resp.TTL != want || resp.Header == nil || resp.Header.Revision == 0 {
+				t.Fatalf("keepalive of %x answered %v, %v; want TTL %d with a header", id, resp, err, want)
+			}
+		}
+		stream.CloseSend()
 		if _, err := cli.KeepAliveOnce(ctx, g.ID); !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			t.Fatalf("keepalive of a revoked lease: %v, want %v", err, rpctypes.ErrLeaseNotFound)
 		}
@@ -136,12 +156,15 @@ func TestLeaseMinTTLRaised(t *testing.T) {
 }
 
 func TestLeaseExpiryDeletesKeysAndNotifiesWatchers(t *testing.T) {
-	forEachCluster(t, func(t *testing.T, c *agenttest.Cluster, cli *clientv3.Client) {
+	forEachWatchCluster(t, func(t *testing.T, c *agenttest.Cluster, cli *clientv3.Client) {
 		ctx := t.Context()
 		start := time.Now()
-		g, err := cli.Grant(ctx, 1)
+		g, err := cli.Grant(ctx, 1) // raised to the minimum, 3 s
 		if err != nil {
 			t.Fatal(err)
+		}
+		if g.TTL != 3 {
+			t.Fatalf("granted TTL %d, want the minimum 3", g.TTL)
 		}
 		var last int64
 		for _, k := range []string{"exp/1", "exp/2", "exp/3"} {
@@ -159,7 +182,7 @@ func TestLeaseExpiryDeletesKeysAndNotifiesWatchers(t *testing.T) {
 		for _, w := range watchers {
 			wch := w.Watch(ctx, "exp/", clientv3.WithPrefix(), clientv3.WithRev(last+1), clientv3.WithPrevKV(), clientv3.WithFilterPut())
 			var dels []*clientv3.Event
-			timeout := time.After(15 * time.Second)
+			timeout := time.After(watchWait)
 			for len(dels) < 3 {
 				select {
 				case wr := <-wch:
@@ -168,7 +191,7 @@ func TestLeaseExpiryDeletesKeysAndNotifiesWatchers(t *testing.T) {
 					}
 					dels = append(dels, wr.Events...)
 				case <-timeout:
-					t.Fatalf("saw %d DELETE events after 15 s, want 3", len(dels))
+					t.Fatalf("saw %d DELETE events after %v, want 3", len(dels), watchWait)
 				}
 			}
 			for i, ev := range dels {
@@ -180,13 +203,13 @@ func TestLeaseExpiryDeletesKeysAndNotifiesWatchers(t *testing.T) {
 			}
 		}
 		elapsed := time.Since(start)
-		// TTL 1 s plus the promotion extension (one election timeout) at
+		// TTL 3 s plus the promotion extension (one election timeout) at
 		// most, plus the time to commit the revoke (generous: the machine
 		// may be loaded).
-		if elapsed > 8*time.Second {
+		if elapsed < 3*time.Second || elapsed > 10*time.Second {
 			t.Errorf("lease expired after %v", elapsed)
 		}
-		t.Logf("TTL 1 s lease expired and its keys' DELETE events arrived after %v", elapsed)
+		t.Logf("TTL 3 s lease expired and its keys' DELETE events arrived after %v", elapsed)
 		resp, err := cli.Get(ctx, "exp/", clientv3.WithPrefix())
 		if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Key) != "exp/kept" {
 			t.Fatalf("after expiry: %v, %v", resp.Kvs, err)
@@ -199,11 +222,11 @@ func TestLeaseExpiryDeletesKeysAndNotifiesWatchers(t *testing.T) {
 }
 
 func TestLeaseKeepAliveThroughFollowerOutlivesTTL(t *testing.T) {
-	c := agenttest.Start(t, 3, agenttest.Options{})
+	c := agenttest.Start(t, 3, steadyOptions())
 	cli := c.Client(c.Follower()) // the only member the client knows
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	g, err := cli.Grant(ctx, 2)
+	g, err := cli.Grant(ctx, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,11 +245,11 @@ func TestLeaseKeepAliveThroughFollowerOutlivesTTL(t *testing.T) {
 	}()
 	// Three TTLs: the lease lives only if the follower's keepalives reach
 	// the leader.
-	deadline := time.Now().Add(6 * time.Second)
+	deadline := time.Now().Add(9 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := cli.Get(ctx, "ka/key")
 		if err != nil || len(resp.Kvs) != 1 {
-			t.Fatalf("kept-alive key gone after %v: %v, %v", time.Since(deadline.Add(-6*time.Second)), resp, err)
+			t.Fatalf("kept-alive key gone after %v: %v, %v", time.Since(deadline.Add(-9*time.Second)), resp, err)
 		}
 		ttl, err := cli.TimeToLive(ctx, g.ID)
 		if err != nil || ttl.TTL < 0 {
@@ -234,13 +257,13 @@ func TestLeaseKeepAliveThroughFollowerOutlivesTTL(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	// clientv3 renews every TTL/3: about nine answers in six seconds.
+	// clientv3 renews every TTL/3: about nine answers in nine seconds.
 	if n := answers.Load(); n < 5 {
-		t.Fatalf("%d keepalive answers in 6 s", n)
+		t.Fatalf("%d keepalive answers in 9 s", n)
 	}
 	// Once the keepalives stop, the lease expires.
 	cancel()
-	wait, stop := context.WithTimeout(t.Context(), 10*time.Second)
+	wait, stop := context.WithTimeout(t.Context(), 15*time.Second)
 	defer stop()
 	for {
 		resp, err := cli.Get(wait, "ka/key")
@@ -259,7 +282,7 @@ func TestLeaseRevokeOfTenThousandKeysIsOneRevision(t *testing.T) {
 	// Steadier timings: 10,000 keys through a loaded machine's race
 	// detector must not cost an election (a write whose leader changed has
 	// an unknown outcome, and clientv3 retries a revoke).
-	c := agenttest.Start(t, 3, agenttest.Options{HeartbeatInterval: 100 * time.Millisecond, ElectionTimeout: 2 * time.Second})
+	c := agenttest.Start(t, 3, steadyOptions())
 	cli := c.Client(c.Follower())
 	ctx := t.Context()
 	g, err := cli.Grant(ctx, 600)
