@@ -79,8 +79,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.newLessor(); err != nil {
 		return nil, err
 	}
+	started := false
+	defer func() {
+		if !started {
+			s.lessor.Close() // no lessor goroutine outlives a failed New
+		}
+	}()
 	if err := s.openStorage(); err != nil {
-		s.lessor.Close()
 		return nil, err
 	}
 	hasState, err := raftnode.HasState(raftDir(cfg.DataDir))
@@ -147,6 +152,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.AutoCompactionPeriod > 0 || cfg.AutoCompactionRevisions > 0 {
 		s.wg.Go(func() { s.runCompactor(runCtx) })
 	}
+	started = true
 	return s, nil
 }
 
