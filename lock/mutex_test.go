@@ -25,7 +25,7 @@ func TestMutualExclusion(t *testing.T) {
 	const goroutines = 20
 	rounds := 200
 	if testing.Short() {
-		rounds = 10
+		rounds = 5
 	}
 	const name, counter = "lock/exclusion", "lock/exclusion-counter"
 	eps := cluster.Endpoints()

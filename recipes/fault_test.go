@@ -16,6 +16,14 @@ import (
 	"github.com/concordkv/concord/session/sessiontest"
 )
 
+// scale returns n, or a third of it in -short mode.
+func scale(n int) int {
+	if testing.Short() {
+		return max(n/3, 2)
+	}
+	return n
+}
+
 // TestMemberKilled kills (and restarts) a member of a three-member cluster
 // in the middle of each recipe's work; every recipe keeps its invariant.
 func TestMemberKilled(t *testing.T) {
@@ -59,16 +67,18 @@ func TestMemberKilled(t *testing.T) {
 			newSession(t, sessiontest.Client(t, eps...), 10*time.Second),
 			newSession(t, sessiontest.Client(t, eps...), 10*time.Second),
 		}
-		const limit, participants, rounds = 2, 6, 12
+		const limit, participants = 2, 6
+		rounds := scale(12)
 		h, done := churn(t, sessions, "recipes/kill-sem", limit, participants, rounds, true, func() { kill(t, 1) })
 		restart(t, 1)
-		if done != participants*rounds || h.max.Load() > limit {
+		if done != int64(participants*rounds) || h.max.Load() > limit {
 			t.Fatalf("%d rounds done (want %d), at most %d holders (limit %d)", done, participants*rounds, h.max.Load(), limit)
 		}
 	})
 
 	t.Run("Queue", func(t *testing.T) {
-		const name, producers, perProducer, consumers = "recipes/kill-queue", 2, 40, 2
+		const name, producers, consumers = "recipes/kill-queue", 2, 2
+		perProducer := scale(40)
 		// Producers and consumers run together; a member dies halfway
 		// through production. An enqueue or dequeue that fails may have
 		// been applied: the item then appears twice (enqueue retried) or
@@ -159,7 +169,8 @@ func TestMemberKilled(t *testing.T) {
 	})
 
 	t.Run("Counter", func(t *testing.T) {
-		const goroutines, adds = 4, 15
+		const goroutines = 4
+		adds := scale(15)
 		var succeeded, failed atomic.Int64
 		var wg sync.WaitGroup
 		halfway := make(chan struct{})
@@ -172,7 +183,7 @@ func TestMemberKilled(t *testing.T) {
 						failed.Add(1) // may or may not have been applied
 						continue
 					}
-					if succeeded.Add(1) == goroutines*adds/2 {
+					if succeeded.Add(1) == int64(goroutines*adds/2) {
 						once.Do(func() { close(halfway) })
 					}
 				}
@@ -189,7 +200,7 @@ func TestMemberKilled(t *testing.T) {
 		if v < succeeded.Load() || v > succeeded.Load()+failed.Load() {
 			t.Fatalf("counter %d after %d successful and %d failed adds", v, succeeded.Load(), failed.Load())
 		}
-		if failed.Load() == 0 && v != goroutines*adds {
+		if failed.Load() == 0 && v != int64(goroutines*adds) {
 			t.Fatalf("counter %d, want %d", v, goroutines*adds)
 		}
 	})

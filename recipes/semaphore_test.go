@@ -83,9 +83,10 @@ func TestSemaphoreLimit(t *testing.T) {
 	if done != participants*rounds {
 		t.Errorf("%d rounds done, want %d", done, participants*rounds)
 	}
-	if h.max.Load() != limit {
-		t.Errorf("at most %d holders at once, want exactly %d (the limit, reached)", h.max.Load(), limit)
-	}
+	// The limit is never exceeded (checked inside churn); whether it is
+	// reached here depends on timing (TestSemaphoreTryAcquireAndFencing
+	// fills a semaphore deterministically).
+	t.Logf("up to %d of %d permits held at once", h.max.Load(), limit)
 	if n := keyCount(t, sessions[0].Client(), name+"/"); n != 0 {
 		t.Errorf("%d keys left", n)
 	}
