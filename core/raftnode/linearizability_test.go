@@ -156,7 +156,11 @@ func TestLinearizableWithLeaderPartitionAndHeal(t *testing.T) {
 		})
 	}
 	settle()
-	for round := range 2 {
+	rounds := 2
+	if testing.Short() {
+		rounds = 1
+	}
+	for round := range rounds {
 		old := c.waitLeader(nil)
 		c.fab.Isolate(old.name)
 		rest := c.followers(old)
