@@ -14,9 +14,6 @@ import (
 // "etcdserver: can only promote a learner member which is in sync with
 // leader", and so on).
 var (
-	// ErrRemoved: this member was removed from the cluster; its raft has
-	// stopped (see Node.Removed).
-	ErrRemoved = errors.New("raftnode: member removed from the cluster")
 	// ErrNoLeader: no leader was known for about an election timeout. The
 	// request was not replicated.
 	ErrNoLeader = errors.New("raftnode: no leader")
@@ -27,6 +24,9 @@ var (
 	// after this member was removed). A proposal in flight has an unknown
 	// outcome.
 	ErrStopped = errors.New("raftnode: stopped")
+	// ErrRemoved: this member was removed from the cluster; its raft has
+	// stopped (see Node.Removed).
+	ErrRemoved = errors.New("raftnode: member removed from the cluster")
 	// ErrLeaderChanged: leadership was lost while the request was in flight.
 	// The outcome is unknown: the entry may still be committed by the next
 	// leader. Retry only operations that are safe to apply twice.
