@@ -1,9 +1,12 @@
 // Package server ties Concord's replicated core together: it opens the
 // member's bbolt backend and multi-version store, starts the Raft node, and
 // is the state machine that applies etcd's InternalRaftRequest entries from
-// the Raft log. It offers the operations the etcd API serves (KV, Cluster,
-// Maintenance) with etcd's semantics, and keeps the replicated member table
-// (IDs, names, peer and client URLs).
+// the Raft log. It offers the operations the etcd API serves (KV, Watch,
+// Lease, Cluster, Maintenance) with etcd's semantics, keeps the replicated
+// member table (IDs, names, peer and client URLs), feeds the watch hub from
+// every applied revision, and runs the lease table (expiry on the leader,
+// keepalives forwarded from followers over the peer port) and automatic
+// compaction.
 //
 // # Basics
 //
