@@ -48,11 +48,13 @@
 // Raft's log and stable state live in raft-wal (LogStoreWAL, the default)
 // or raft-boltdb (LogStoreBolt) wrapped in raft's LogCache; snapshots in
 // raft's file store (two kept). raft-wal measured faster on the same
-// three-member loopback cluster with 300-byte payloads (BenchmarkPropose on
-// a 2-core machine shared with other work, load average 8 to 15): 250–440
-// vs 140–170 proposals/s with one caller, 5,400–8,000 vs 1,600–4,800 with
-// 100 callers; it appends with one fsync where bbolt needs two. Both pass
-// the restart and snapshot tests.
+// three-member loopback cluster with 300-byte payloads (BenchmarkPropose,
+// five runs on a 2-core machine shared with other work, load average 8 to
+// 15): with 100 callers 5,400–8,100 vs 1,600–5,000 proposals/s, ahead in
+// every run; with one caller 140–440 vs 140–390, ahead or level (that case
+// is a chain of fsyncs and round trips, and noise dominates). raft-wal
+// appends with one fsync where bbolt needs two. Both pass the restart and
+// snapshot tests.
 //
 // Restarts neither re-apply nor skip: raft's NoSnapshotRestoreOnStart is
 // set, so raft replays its log from the last snapshot and raftnode skips
