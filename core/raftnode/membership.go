@@ -58,6 +58,12 @@ func (n *Node) RemoveMember(ctx context.Context, id uint64) error {
 	return n.change(ctx, memberChange{op: opRemove, id: id})
 }
 
+// UpdateMember changes a member's peer address, keeping its suffrage.
+// ErrMemberNotFound if it is not in the configuration.
+func (n *Node) UpdateMember(ctx context.Context, id uint64, addr string) error {
+	return n.change(ctx, memberChange{op: opUpdate, id: id, addr: addr})
+}
+
 // TransferLeadership moves leadership to the voter id and waits until this
 // node sees it lead (or two election timeouts pass: ErrTimeout). Transferring to the
 // current leader is a no-op; a learner or unknown member is
@@ -167,6 +173,19 @@ func (n *Node) changeOnLeader(ctx context.Context, ch memberChange) error {
 			return ErrMemberNotFound
 		}
 		fut = n.raft.RemoveServer(sid, confIndex, timeout)
+	case opUpdate:
+		if cur == nil {
+			return ErrMemberNotFound
+		}
+		if ch.addr == "" {
+			return errors.New("no peer address")
+		}
+		// Raft replaces the address of a server it already has.
+		if cur.Suffrage == raft.Voter {
+			fut = n.raft.AddVoter(sid, raft.ServerAddress(ch.addr), confIndex, timeout)
+		} else {
+			fut = n.raft.AddNonvoter(sid, raft.ServerAddress(ch.addr), confIndex, timeout)
+		}
 	case opTransfer:
 		if cur == nil {
 			return ErrMemberNotFound

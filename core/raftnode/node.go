@@ -279,6 +279,10 @@ func (n *Node) notifyLoop() {
 	}
 }
 
+// Term returns the current raft term; cheaper than Status for callers that
+// need only it (every response header carries it).
+func (n *Node) Term() uint64 { return n.raft.CurrentTerm() }
+
 // Status returns this node's view of the raft group.
 func (n *Node) Status() Status {
 	addr, id := n.raft.LeaderWithID()

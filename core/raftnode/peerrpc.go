@@ -268,6 +268,7 @@ const (
 	opPromote
 	opRemove
 	opTransfer
+	opUpdate
 )
 
 func (op changeOp) String() string {
@@ -280,6 +281,8 @@ func (op changeOp) String() string {
 		return "remove"
 	case opTransfer:
 		return "transfer leadership"
+	case opUpdate:
+		return "update"
 	}
 	return fmt.Sprintf("op(%d)", uint64(op))
 }
@@ -339,7 +342,7 @@ func decodeMemberChange(b []byte) (memberChange, error) {
 			b = b[n:]
 		}
 	}
-	if c.op < opAdd || c.op > opTransfer {
+	if c.op < opAdd || c.op > opUpdate {
 		return c, fmt.Errorf("unknown membership operation %d", uint64(c.op))
 	}
 	return c, nil

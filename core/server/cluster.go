@@ -85,7 +85,7 @@ func (s *Server) MemberUpdate(ctx context.Context, id uint64, peerURLs []string)
 	if err := s.proposeMemberChange(ctx, &memberChange{Op: opUpdate, Member: memberInfo{ID: id, PeerURLs: peerURLs}}); err != nil {
 		return nil, err
 	}
-	if err := s.node.AddMember(ctx, id, addr, m.IsLearner); err != nil {
+	if err := s.node.UpdateMember(ctx, id, addr); err != nil {
 		s.undoMemberChange(&memberChange{Op: opUpdate, Member: m})
 		return nil, fmt.Errorf("update member %x in raft: %w", id, err)
 	}

@@ -16,7 +16,7 @@ import (
 func (s *Server) FillHeader(h *pb.ResponseHeader) {
 	h.ClusterId = s.members.ClusterID()
 	h.MemberId = s.id
-	h.RaftTerm = s.node.Status().Term
+	h.RaftTerm = s.node.Term()
 	if h.Revision == 0 {
 		s.mu.RLock()
 		h.Revision = s.kv.Rev()

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -48,7 +47,6 @@ type Server struct {
 	leaseRaft *leaseRaft
 	leaseFwd  *renewForwarder
 
-	term      atomic.Uint64 // raft term, kept for response headers
 	published chan struct{} // closed once this member's attributes are in the table
 
 	stop context.CancelFunc
@@ -121,10 +119,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		rcfg.TrailingLogs = cfg.SnapshotCatchUpEntries
 	}
 	rcfg.StateMachine = (*stateMachine)(s)
-	rcfg.OnLeaderChange = func(isLeader bool, term uint64) {
-		s.term.Store(term)
-		s.lessor.SetLeader(isLeader)
-	}
+	rcfg.OnLeaderChange = func(isLeader bool, _ uint64) { s.lessor.SetLeader(isLeader) }
 	rcfg.RegisterPeerServices = s.registerPeerServices
 	rcfg.Logger = s.log
 	node, err := raftnode.Open(ctx, rcfg)
