@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/concordkv/concord/agent/concurrencyapi"
 	"github.com/concordkv/concord/core/etcdapi"
 	"github.com/concordkv/concord/core/raftnode"
 	"github.com/concordkv/concord/core/server"
@@ -43,7 +44,8 @@ type Agent struct {
 	grpc *grpc.Server
 	http *http.Server
 
-	gatewayConn *grpc.ClientConn // the gateway's connection to our own API; nil without it
+	gatewayConn *grpc.ClientConn        // the gateway's connection to our own API; nil without it
+	concurrency *concurrencyapi.Service // etcd's Lock and Election services, clients of our own API; nil without a client listener
 
 	listeners []*clientListener
 	wg        sync.WaitGroup // one goroutine per client listener and per serve loop
@@ -111,6 +113,18 @@ func Start(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
 	a.api = api
 	a.grpc = grpc.NewServer(api.ServerOptions()...)
 	api.Register(a.grpc)
+	if len(lns) > 0 {
+		ccfg := concurrencyapi.DefaultConfig()
+		ccfg.Endpoint = lns[0].Addr().String()
+		ccfg.Logger = log
+		a.concurrency, err = concurrencyapi.New(ccfg)
+		if err != nil {
+			srv.Close(ctx)
+			a.closeListeners(lns)
+			return nil, err
+		}
+		a.concurrency.Register(a.grpc)
+	}
 	handler := a.httpHandler()
 	if cfg.GRPC.EnableGateway && len(lns) > 0 {
 		conn, err := dialSelf(lns[0].Addr().String())
@@ -118,6 +132,7 @@ func Start(ctx context.Context, cfg Config, opts Options) (*Agent, error) {
 			handler, err = a.withGateway(conn, handler)
 		}
 		if err != nil {
+			a.concurrency.Close()
 			srv.Close(ctx)
 			a.closeListeners(lns)
 			return nil, err
@@ -154,6 +169,16 @@ func (a *Agent) ClientAddrs() []string {
 // Close stops serving clients, then stops the member (leadership is handed
 // over first when it leads).
 func (a *Agent) Close(ctx context.Context) error {
+	// Waiting Lock and Campaign calls and Observe streams never end on
+	// their own either; they go first, while the API still serves the
+	// deletes of the keys they leave.
+	if a.concurrency != nil {
+		sctx, cancel := context.WithTimeout(ctx, 2*a.cfg.Raft.ElectionTimeout+time.Second)
+		if err := a.concurrency.Stop(sctx); err != nil {
+			a.log.Warn("stop lock and election services", "error", err)
+		}
+		cancel()
+	}
 	// Watch streams never end on their own: end them so that
 	// GracefulStop does not wait for them.
 	a.api.Stop()
@@ -173,6 +198,9 @@ func (a *Agent) Close(ctx context.Context) error {
 	cancel()
 	if a.gatewayConn != nil {
 		a.gatewayConn.Close()
+	}
+	if a.concurrency != nil {
+		a.concurrency.Close()
 	}
 	for _, l := range a.listeners {
 		l.Close()

@@ -1,0 +1,173 @@
+package concurrencyapi
+
+import (
+	"context"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	epb "go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
+
+	"github.com/concordkv/concord/election"
+)
+
+// electionServer is etcd's Election service on package election.
+type electionServer struct {
+	epb.UnsafeElectionServer // a method added to the service fails the build
+	s                        *Service
+}
+
+var _ epb.ElectionServer = (*electionServer)(nil)
+
+// Campaign enters the caller's lease as a candidate, NAME/<lease-hex> (as
+// etcd's concurrency.Election names it), and answers once it leads. A
+// candidacy the lease already has is taken over with the new value.
+func (es *electionServer) Campaign(ctx context.Context, req *epb.CampaignRequest) (*epb.CampaignResponse, error) {
+	s := es.s
+	ctx, end, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	sess, err := s.session(ctx, req.Lease)
+	if err != nil {
+		return nil, s.grpcError(ctx, "campaign", err)
+	}
+	defer sess.Orphan() // the lease is the caller's: never revoked here
+	l, err := election.New(sess, string(req.Name)).Campaign(ctx, string(req.Value))
+	if err != nil {
+		return nil, s.grpcError(ctx, "campaign", err)
+	}
+	resp, err := s.cli.Txn(ctx).If(l.IsLeader()).Then(clientv3.OpGet(l.Key())).Commit()
+	if err == nil && !resp.Succeeded {
+		return nil, errNotLeader
+	}
+	if err != nil {
+		return nil, s.grpcError(ctx, "campaign", err)
+	}
+	return &epb.CampaignResponse{
+		Header: resp.Header,
+		Leader: &epb.LeaderKey{
+			Name:  req.Name,
+			Key:   []byte(l.Key()),
+			Rev:   int64(l.Token()),
+			Lease: int64(sess.Lease()),
+		},
+	}, nil
+}
+
+// Proclaim replaces the leader's value, fenced on the LeaderKey's create
+// revision: the transaction election.Leadership.Proclaim makes, here for a
+// leadership won by an earlier call.
+func (es *electionServer) Proclaim(ctx context.Context, req *epb.ProclaimRequest) (*epb.ProclaimResponse, error) {
+	s := es.s
+	if req.Leader == nil {
+		return nil, errMissingLeaderKey
+	}
+	ctx, end, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	lk := req.Leader
+	key := string(lk.Key)
+	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", lk.Rev)).
+		Then(clientv3.OpPut(key, string(req.Value), clientv3.WithLease(clientv3.LeaseID(lk.Lease)))).Commit()
+	if err != nil {
+		return nil, s.grpcError(ctx, "proclaim", err)
+	}
+	if !resp.Succeeded {
+		return nil, errNotLeader
+	}
+	return &epb.ProclaimResponse{Header: resp.Header}, nil
+}
+
+// Resign deletes the leader's key if it is still the LeaderKey's (fenced
+// on its create revision), so that the next candidate leads. As etcd's,
+// it answers success when the leadership had already ended.
+func (es *electionServer) Resign(ctx context.Context, req *epb.ResignRequest) (*epb.ResignResponse, error) {
+	s := es.s
+	if req.Leader == nil {
+		return nil, errMissingLeaderKey
+	}
+	ctx, end, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	key := string(req.Leader.Key)
+	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", req.Leader.Rev)).
+		Then(clientv3.OpDelete(key)).Commit()
+	if err != nil {
+		return nil, s.grpcError(ctx, "resign", err)
+	}
+	return &epb.ResignResponse{Header: resp.Header}, nil
+}
+
+// Leader answers the current leader's key-value.
+func (es *electionServer) Leader(ctx context.Context, req *epb.LeaderRequest) (*epb.LeaderResponse, error) {
+	s := es.s
+	ctx, end, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	li, err := election.Leader(ctx, s.cli, string(req.Name))
+	if err != nil {
+		return nil, s.grpcError(ctx, "leader", err)
+	}
+	hdr, kv, err := s.leaderKV(ctx, li)
+	if err != nil {
+		return nil, s.grpcError(ctx, "leader", err)
+	}
+	return &epb.LeaderResponse{Header: hdr, Kv: kv}, nil
+}
+
+// Observe streams the leader's key-value now and at every change of
+// leader or of its value, until the caller ends the stream.
+func (es *electionServer) Observe(req *epb.LeaderRequest, stream epb.Election_ObserveServer) error {
+	s := es.s
+	ctx, end, err := s.begin(stream.Context())
+	if err != nil {
+		return err
+	}
+	defer end() // also ends the observer, should Send fail
+	for li := range election.Observe(ctx, s.cli, string(req.Name)) {
+		if !li.HasLeader() {
+			continue // as etcd's: the stream waits for the next leader
+		}
+		hdr, kv, err := s.leaderKV(ctx, li)
+		if err != nil {
+			return s.grpcError(ctx, "observe", err)
+		}
+		if err := stream.Send(&epb.LeaderResponse{Header: hdr, Kv: kv}); err != nil {
+			return err
+		}
+	}
+	return s.grpcError(ctx, "observe", context.Cause(ctx))
+}
+
+// leaderKV returns the leader's full key-value (mod revision and version
+// too) as it was at li.Revision, read from this member, which has applied
+// that revision already. If that history is compacted meanwhile, the
+// key-value is made from li alone, without mod revision and version.
+func (s *Service) leaderKV(ctx context.Context, li election.LeaderInfo) (*pb.ResponseHeader, *mvccpb.KeyValue, error) {
+	resp, err := s.cli.Get(ctx, li.Key, clientv3.WithRev(li.Revision), clientv3.WithSerializable())
+	if err == nil && len(resp.Kvs) == 1 && resp.Kvs[0].CreateRevision == int64(li.Token) {
+		return resp.Header, resp.Kvs[0], nil
+	}
+	if ctx.Err() != nil {
+		return nil, nil, context.Cause(ctx)
+	}
+	s.log.Debug("leader's key-value not readable at its revision", "key", li.Key, "revision", li.Revision, "error", err)
+	hresp, herr := s.cli.Get(ctx, li.Key, clientv3.WithCountOnly())
+	if herr != nil {
+		return nil, nil, herr
+	}
+	return hresp.Header, &mvccpb.KeyValue{
+		Key:            []byte(li.Key),
+		Value:          []byte(li.Value),
+		CreateRevision: int64(li.Token),
+		Lease:          int64(li.Lease),
+	}, nil
+}

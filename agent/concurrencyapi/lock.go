@@ -1,0 +1,67 @@
+package concurrencyapi
+
+import (
+	"context"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
+
+	"github.com/concordkv/concord/lock"
+)
+
+// lockServer is etcd's Lock service on lock.Mutex.
+type lockServer struct {
+	v3lockpb.UnsafeLockServer // a method added to the service fails the build
+	s                         *Service
+}
+
+var _ v3lockpb.LockServer = (*lockServer)(nil)
+
+// Lock waits until the caller's lease holds the lock name and answers its
+// key, NAME/<lease-hex>: the key etcd's concurrency.Mutex uses for that
+// lease, so that Lock calls with one lease are one acquisition, and every
+// etcd client of the same NAME is excluded.
+func (ls *lockServer) Lock(ctx context.Context, req *v3lockpb.LockRequest) (*v3lockpb.LockResponse, error) {
+	s := ls.s
+	ctx, end, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	sess, err := s.session(ctx, req.Lease)
+	if err != nil {
+		return nil, s.grpcError(ctx, "lock", err)
+	}
+	// The lease is the caller's: left to the caller when the call returns,
+	// whatever the outcome (Close would revoke it).
+	defer sess.Orphan()
+	m := lock.NewMutex(sess, string(req.Name), lock.WithLeaseKey())
+	if _, err := m.Lock(ctx); err != nil {
+		return nil, s.grpcError(ctx, "lock", err)
+	}
+	// Confirmed held at the answer's revision, as etcd's answer is.
+	resp, err := s.cli.Txn(ctx).If(m.IsOwner()).Then(clientv3.OpGet(m.Key())).Commit()
+	if err == nil && !resp.Succeeded {
+		err = lock.ErrLost
+	}
+	if err != nil {
+		return nil, s.grpcError(ctx, "lock", err)
+	}
+	return &v3lockpb.LockResponse{Header: resp.Header, Key: []byte(m.Key())}, nil
+}
+
+// Unlock deletes the key a Lock call answered, as etcd's does; unlocking a
+// key that is gone is not an error.
+func (ls *lockServer) Unlock(ctx context.Context, req *v3lockpb.UnlockRequest) (*v3lockpb.UnlockResponse, error) {
+	s := ls.s
+	ctx, end, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	resp, err := s.cli.Delete(ctx, string(req.Key))
+	if err != nil {
+		return nil, s.grpcError(ctx, "unlock", err)
+	}
+	return &v3lockpb.UnlockResponse{Header: resp.Header}, nil
+}
