@@ -31,7 +31,9 @@ type Node struct {
 
 	proposals chan *proposal    // Propose → proposers
 	reads     chan *readRequest // leader read index requests → readLoop
-	notifyCh  chan bool         // raft's leadership notifications → notifyLoop
+	// remoteReads are a follower's read barriers → remoteReadLoops
+	remoteReads chan *readRequest
+	notifyCh    chan bool // raft's leadership notifications → notifyLoop
 
 	// life ends first in Close (stopping is its Done channel): new requests
 	// fail with ErrStopped and the background goroutines wind down.
@@ -75,6 +77,9 @@ type Status struct {
 	State        string // raft's state: Follower, Candidate, Leader, Shutdown
 }
 
+// remoteReadLoops is how many read-index RPCs a follower keeps in flight.
+const remoteReadLoops = 2
+
 // proposersPerNode is how many batches a node keeps in flight: one is
 // replicated while the next fills.
 const proposersPerNode = 2
@@ -98,15 +103,16 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	hlog := newHclogAdapter(logger, "raft")
 
 	n := &Node{
-		cfg:        cfg,
-		logger:     logger,
-		network:    cfg.Network,
-		proposals:  make(chan *proposal, 4*cfg.MaxProposalBatch),
-		reads:      make(chan *readRequest, 1024),
-		notifyCh:   make(chan bool, 16),
-		notifyDone: make(chan struct{}),
-		removed:    make(chan struct{}),
-		raftDown:   make(chan struct{}),
+		cfg:         cfg,
+		logger:      logger,
+		network:     cfg.Network,
+		proposals:   make(chan *proposal, 4*cfg.MaxProposalBatch),
+		reads:       make(chan *readRequest, 1024),
+		remoteReads: make(chan *readRequest, 1024),
+		notifyCh:    make(chan bool, 16),
+		notifyDone:  make(chan struct{}),
+		removed:     make(chan struct{}),
+		raftDown:    make(chan struct{}),
 	}
 	n.life, n.endLife = context.WithCancel(context.Background())
 	n.stopping = n.life.Done()
@@ -186,6 +192,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		n.bg.Go(n.proposeLoop)
 	}
 	n.bg.Go(n.readLoop)
+	for range remoteReadLoops {
+		n.bg.Go(n.remoteReadLoop)
+	}
 	n.bg.Go(n.watchRemoval)
 	n.mux.start()
 	logger.Info("raft node started", "peer-addr", n.addr, "dir", cfg.Dir, "log-store", cfg.LogStore)

@@ -43,8 +43,8 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 		if n.raft.State() == raft.Leader {
 			index, err = n.leaderReadIndex(ctx)
 			asked = true
-		} else if addr, id := n.raft.LeaderWithID(); id != "" && addr != "" {
-			index, err = n.remoteReadIndex(ctx, string(addr), deadline)
+		} else if _, id := n.raft.LeaderWithID(); id != "" {
+			index, err = n.askRemoteReadIndex(ctx)
 			asked = true
 		}
 		if asked && err == nil {
@@ -75,6 +75,56 @@ func retryableRead(err error) bool {
 	return isStatus && status.Code(err) != codes.Canceled
 }
 
+// askRemoteReadIndex has a remoteReadLoop ask the leader for a read index,
+// together with every other read waiting on this follower at that moment.
+func (n *Node) askRemoteReadIndex(ctx context.Context) (uint64, error) {
+	return n.askReadIndex(ctx, n.remoteReads)
+}
+
+// remoteReadLoop asks the leader for one read index per batch of reads
+// waiting on this follower: a batch shares one peer RPC. The RPC starts
+// after every read in the batch arrived, so the index it returns covers
+// each of them. Two loops run, so one batch waits while the other's RPC is
+// in flight.
+func (n *Node) remoteReadLoop() {
+	for {
+		batch, ok := n.nextReadBatch(n.remoteReads)
+		if !ok {
+			return
+		}
+		var res readResult
+		if addr, id := n.raft.LeaderWithID(); id == "" || addr == "" {
+			res.err = ErrNoLeader
+		} else {
+			res.index, res.err = n.remoteReadIndex(n.life, string(addr), time.Now().Add(n.cfg.ElectionTimeout))
+		}
+		for _, r := range batch {
+			r.done <- res
+		}
+	}
+}
+
+// nextReadBatch waits for a read request on ch and gathers every request
+// queued behind it; ok is false once the node stops (queued requests are
+// failed with ErrStopped).
+func (n *Node) nextReadBatch(ch chan *readRequest) (batch []*readRequest, ok bool) {
+	select {
+	case r := <-ch:
+		batch = append(batch, r)
+	case <-n.stopping:
+		failReads(ch)
+		return nil, false
+	}
+	for {
+		select {
+		case r := <-ch:
+			batch = append(batch, r)
+		default:
+			return batch, true
+		}
+	}
+}
+
 // remoteReadIndex asks the leader at addr for a read index. A leader cut
 // off from its quorum steps down within half an election timeout and
 // answers an error, so the attempt's own limit (a few election timeouts)
@@ -97,9 +147,14 @@ func (n *Node) remoteReadIndex(ctx context.Context, addr string, deadline time.T
 // before the call, after confirming that this node still leads. It fails
 // with ErrNotLeader on a follower.
 func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
+	return n.askReadIndex(ctx, n.reads)
+}
+
+// askReadIndex queues a read request on ch and waits for its answer.
+func (n *Node) askReadIndex(ctx context.Context, ch chan *readRequest) (uint64, error) {
 	r := &readRequest{done: make(chan readResult, 1)}
 	select {
-	case n.reads <- r:
+	case ch <- r:
 	case <-ctx.Done():
 		return 0, ctxError(ctx)
 	case <-n.stopping:
@@ -120,22 +175,9 @@ func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
 func (n *Node) readLoop() {
 	var barrierTerm uint64 // the term whose post-election barrier completed
 	for {
-		var batch []*readRequest
-		select {
-		case r := <-n.reads:
-			batch = append(batch, r)
-		case <-n.stopping:
-			n.failReads()
+		batch, ok := n.nextReadBatch(n.reads)
+		if !ok {
 			return
-		}
-	drain:
-		for {
-			select {
-			case r := <-n.reads:
-				batch = append(batch, r)
-			default:
-				break drain
-			}
 		}
 		n.readRounds.Add(1)
 		index, err := n.confirmReadIndex(&barrierTerm)
@@ -145,10 +187,10 @@ func (n *Node) readLoop() {
 	}
 }
 
-func (n *Node) failReads() {
+func failReads(ch chan *readRequest) {
 	for {
 		select {
-		case r := <-n.reads:
+		case r := <-ch:
 			r.done <- readResult{err: ErrStopped}
 		default:
 			return
