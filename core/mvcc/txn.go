@@ -3,6 +3,7 @@ package mvcc
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -52,6 +53,70 @@ func (s *Store) Txn(r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	return resp, nil
 }
 
+// ReadTxn evaluates a txn whose every op only reads (IsReadOnlyTxn) at the
+// current revision, like Txn would, but on the published read state: any
+// goroutine may call it, concurrently with the writer, and it never
+// changes the store. etcd answers such txns without the log the same way.
+func (s *Store) ReadTxn(r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	if !IsReadOnlyTxn(r) {
+		return nil, fmt.Errorf("mvcc: ReadTxn of a txn that writes")
+	}
+	if err := CheckTxn(r, int(^uint(0)>>1)); err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		st := s.state.Load()
+		tw := &writeTxn{s: s, beginRev: st.rev, ro: st}
+		resp, err := tw.evaluate(r)
+		// Overtaken by a compaction, like Range: read again at "now".
+		if errors.Is(err, ErrCompacted) && attempt < 10 {
+			continue
+		}
+		return resp, err
+	}
+}
+
+// evaluate runs a read-only txn on tw's read state.
+func (tw *writeTxn) evaluate(r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	var path []bool
+	err := tw.s.be.Read(func(v *backend.ReadView) error {
+		var err error
+		path, err = tw.comparePath(v, r)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tw.checkBranch(r, path); err != nil {
+		return nil, err
+	}
+	resp, _, err := tw.execute(r, path)
+	if err != nil {
+		return nil, err
+	}
+	resp.Header = &pb.ResponseHeader{Revision: tw.beginRev}
+	return resp, nil
+}
+
+// IsReadOnlyTxn reports whether every op of r, nested txns included, is a
+// range: such a txn changes nothing and needs no log entry.
+func IsReadOnlyTxn(r *pb.TxnRequest) bool {
+	for _, ops := range [][]*pb.RequestOp{r.Success, r.Failure} {
+		for _, op := range ops {
+			switch v := op.GetRequest().(type) {
+			case *pb.RequestOp_RequestRange:
+			case *pb.RequestOp_RequestTxn:
+				if !IsReadOnlyTxn(v.RequestTxn) {
+					return false
+				}
+			default:
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // comparePath evaluates the compares of r and of every nested txn on the
 // chosen branches, depth first, like etcd's compareToPath.
 func (tw *writeTxn) comparePath(v *backend.ReadView, r *pb.TxnRequest) ([]bool, error) {
@@ -95,7 +160,7 @@ func (tw *writeTxn) applyCompare(v *backend.ReadView, c *pb.Compare) (bool, erro
 	rev := tw.rev()
 	var hits []hit
 	var leases []int64
-	visit(tw.s.idx, c.Key, normalizeEnd(c.RangeEnd), func(ki *keyIndex) bool {
+	visit(tw.index(), c.Key, normalizeEnd(c.RangeEnd), func(ki *keyIndex) bool {
 		if mod, created, ver, ok := ki.get(rev); ok {
 			hits = append(hits, hit{key: ki.key, mod: mod, created: created, ver: ver})
 			leases = append(leases, ki.lease)
@@ -163,7 +228,7 @@ func (tw *writeTxn) checkBranch(r *pb.TxnRequest, path []bool) (int, error) {
 			if rev > tw.rev() {
 				return 0, ErrFutureRev
 			}
-			if rev > 0 && rev < tw.s.compactRev {
+			if rev > 0 && rev < tw.compactRev() {
 				return 0, ErrCompacted
 			}
 		case *pb.RequestOp_RequestPut:

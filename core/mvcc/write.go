@@ -16,6 +16,26 @@ type writeTxn struct {
 	s        *Store
 	beginRev int64
 	events   []*mvccpb.Event
+	// ro, when set, makes this a read-only txn evaluated on a published
+	// read state instead of the writer's master index (see ReadTxn); it
+	// then never writes and holds no lock.
+	ro *readState
+}
+
+// index is the index the txn reads: the master index for the writer, the
+// published clone for a read-only txn.
+func (tw *writeTxn) index() *indexTree {
+	if tw.ro != nil {
+		return tw.ro.idx
+	}
+	return tw.s.idx
+}
+
+func (tw *writeTxn) compactRev() int64 {
+	if tw.ro != nil {
+		return tw.ro.compactRev
+	}
+	return tw.s.compactRev
 }
 
 // beginWrite locks the store for one write request.
@@ -99,7 +119,7 @@ func (tw *writeTxn) deleteKey(ki *keyIndex) {
 // deleteRange deletes every key live in [key, end) and returns how many.
 func (tw *writeTxn) deleteRange(key, end []byte) int64 {
 	var live []*keyIndex
-	visit(tw.s.idx, key, end, func(ki *keyIndex) bool {
+	visit(tw.index(), key, end, func(ki *keyIndex) bool {
 		if _, _, _, ok := ki.get(tw.rev()); ok {
 			live = append(live, ki)
 		}
@@ -113,7 +133,7 @@ func (tw *writeTxn) deleteRange(key, end []byte) int64 {
 
 // rangeOwn runs a range inside the txn: current index, own writes visible.
 func (tw *writeTxn) rangeOwn(req *pb.RangeRequest) (*pb.RangeResponse, error) {
-	return tw.s.rangeIndex(tw.s.idx, tw.rev(), tw.s.compactRev, req, nil)
+	return tw.s.rangeIndex(tw.index(), tw.rev(), tw.compactRev(), req, nil)
 }
 
 // prevKV returns the current value of key as the txn sees it (nil if none).
@@ -146,7 +166,7 @@ func (tw *writeTxn) checkPut(r *pb.PutRequest) error {
 		return err
 	}
 	if r.IgnoreValue || r.IgnoreLease {
-		if ki := lookup(tw.s.idx, r.Key); ki == nil || !ki.alive() {
+		if ki := lookup(tw.index(), r.Key); ki == nil || !ki.alive() {
 			return ErrKeyNotFound
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"go.etcd.io/etcd/api/v3/membershippb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/concordkv/concord/core/mvcc"
 	"github.com/concordkv/concord/core/raftnode"
 )
 
@@ -45,11 +46,42 @@ func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb
 	return resp, s.propose(ctx, &pb.InternalRaftRequest{DeleteRange: r}, resp)
 }
 
-// Txn runs a transaction through Raft (read-only ones too, for now: the
-// store's txn evaluation belongs to the applier goroutine).
+// Txn runs a transaction through Raft, unless every op only reads: then it
+// is answered from the local store like a range (after the read barrier
+// unless all its ranges are serializable), as etcd does.
 func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	if mvcc.IsReadOnlyTxn(r) {
+		if !isSerializableTxn(r) {
+			if err := s.readBarrier(ctx); err != nil {
+				return nil, err
+			}
+		}
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		return s.kv.ReadTxn(r)
+	}
 	resp := &pb.TxnResponse{}
 	return resp, s.propose(ctx, &pb.InternalRaftRequest{Txn: r}, resp)
+}
+
+// isSerializableTxn reports whether every range of r asks for serializable
+// reads.
+func isSerializableTxn(r *pb.TxnRequest) bool {
+	for _, ops := range [][]*pb.RequestOp{r.Success, r.Failure} {
+		for _, op := range ops {
+			switch v := op.GetRequest().(type) {
+			case *pb.RequestOp_RequestRange:
+				if !v.RequestRange.Serializable {
+					return false
+				}
+			case *pb.RequestOp_RequestTxn:
+				if !isSerializableTxn(v.RequestTxn) {
+					return false
+				}
+			}
+		}
+	}
+	return true
 }
 
 // Compact compacts the store's history up to r.Revision, on every member.
