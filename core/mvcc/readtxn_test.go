@@ -47,7 +47,7 @@ func TestReadTxnAgreesWithTxn(t *testing.T) {
 	if _, err := s.ReadTxn(&pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte("x")}}}}}); err == nil {
 		t.Fatal("ReadTxn accepted a txn that writes")
 	}
-	if _, err := s.ReadTxn(&pb.TxnRequest{Success: []*pb.RequestOp{rng("a", "", 1 << 30)}}); err != mvcc.ErrFutureRev {
+	if _, err := s.ReadTxn(&pb.TxnRequest{Success: []*pb.RequestOp{rng("a", "", 1<<30)}}); err != mvcc.ErrFutureRev {
 		t.Fatalf("ReadTxn of a future revision: %v", err)
 	}
 }
