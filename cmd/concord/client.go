@@ -63,6 +63,7 @@ func newClientCommands() []*cobra.Command {
 		newMemberCommand(newGlobalOptions()),
 		newEndpointCommand(newGlobalOptions()),
 		newLeaseCommand(newGlobalOptions()),
+		newLockCommand(newGlobalOptions()), newElectCommand(newGlobalOptions()),
 	}
 }
 
