@@ -34,6 +34,7 @@ func waitCandidates(t *testing.T, cli *clientv3.Client, name string, n int64) {
 }
 
 func TestCampaignProclaimResign(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "election/basic")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	const name = "election/basic"
 	sA, sB := newSession(t, cli, 10*time.Second), newSession(t, cli, 10*time.Second)
@@ -122,6 +123,7 @@ func TestCampaignProclaimResign(t *testing.T) {
 // TestObserveEveryChange: leaders that come and go quickly, each
 // proclaiming twice: observers see every leader and value, in order.
 func TestObserveEveryChange(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "election/observe")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	const name, candidates = "election/observe", 5
 	obs := &recorder{ch: election.Observe(t.Context(), cli, name)}
@@ -185,6 +187,7 @@ func TestObserveEveryChange(t *testing.T) {
 // with the same token; observers see no change, the next candidate keeps
 // waiting.
 func TestResume(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "election/resume")
 	const name = "election/resume"
 	admin := sessiontest.Client(t, cluster.Endpoints()...)
 	obs := &recorder{ch: election.Observe(t.Context(), admin, name)}

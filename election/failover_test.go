@@ -107,6 +107,7 @@ func (c *candidate) kill(t *testing.T) {
 // sees the next leader within TTL plus an election timeout, and all
 // observers see the same changes, in order.
 func TestLeaderProcessKilled(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "election/process-killed")
 	eps := cluster.Endpoints()
 	var observers []*recorder
 	for _, ep := range eps[1:] {

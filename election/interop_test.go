@@ -82,6 +82,7 @@ func expectLine(t *testing.T, lines <-chan string, want string, limit time.Durat
 // TestEtcdctlElect: `etcdctl elect` candidates and this package's run in
 // one election, and `etcdctl elect -l` observes this package's leaders.
 func TestEtcdctlElect(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "election/etcdctl")
 	const name = "election/etcdctl"
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	obs := &recorder{ch: election.Observe(t.Context(), cli, name)}

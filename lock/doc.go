@@ -62,6 +62,10 @@
 //     session), and Locker has no way to say so.
 //   - Holding the lock is a belief that can be out of date by the time it
 //     is acted upon; fence writes with IsOwner or the Token, and watch Done.
+//   - A Txn of comparisons alone, with no operation, is answered by etcd
+//     (and Concord, which follows it) from the local member's state, not
+//     linearizably: to check IsOwner without writing, add an operation
+//     such as clientv3.OpGet(m.Key()).
 //   - A lock name that is a prefix of another (NAME and NAME/sub) makes the
 //     two share participants. Mixing Mutex and RWMutex on one NAME makes
 //     Mutex wait for readers too, and readers ignore Mutex holders.

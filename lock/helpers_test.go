@@ -143,3 +143,12 @@ func strictlyIncreasing(tokens []lock.Token) error {
 	}
 	return nil
 }
+
+// fresh deletes every key under prefix, so that a test starts clean on the
+// shared cluster even when run again (-count).
+func fresh(t testing.TB, cli *clientv3.Client, prefix string) {
+	t.Helper()
+	if _, err := cli.Delete(context.Background(), prefix, clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+}

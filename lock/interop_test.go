@@ -42,6 +42,7 @@ func etcdctl(t *testing.T) string {
 // TestEtcdctlLockExcludes: `etcdctl lock NAME` (etcd's concurrency.Mutex)
 // and lock.Mutex on the same NAME exclude each other, both ways.
 func TestEtcdctlLockExcludes(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/etcdctl")
 	bin := etcdctl(t)
 	eps := strings.Join(cluster.Endpoints(), ",")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)

@@ -22,6 +22,7 @@ import (
 // by IsOwner. The counter ends exact, critical sections never overlap,
 // and the fencing tokens observed in lock order strictly increase.
 func TestMutualExclusion(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/exclusion")
 	const goroutines = 20
 	rounds := 200
 	if testing.Short() {
@@ -87,6 +88,7 @@ func TestMutualExclusion(t *testing.T) {
 }
 
 func TestTryLock(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/trylock")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	s1, s2 := newSession(t, cli, 10*time.Second), newSession(t, cli, 10*time.Second)
 	const name = "lock/trylock"
@@ -121,6 +123,7 @@ func TestTryLock(t *testing.T) {
 }
 
 func TestMisuse(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/misuse")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	s := newSession(t, cli, 10*time.Second)
 	m := lock.NewMutex(s, "lock/misuse")
@@ -135,7 +138,7 @@ func TestMisuse(t *testing.T) {
 	default:
 		t.Error("Done open without a hold")
 	}
-	if resp, err := cli.Txn(t.Context()).If(m.IsOwner()).Commit(); err != nil || resp.Succeeded {
+	if resp, err := cli.Txn(t.Context()).If(m.IsOwner()).Then(clientv3.OpGet("lock/misuse/")).Commit(); err != nil || resp.Succeeded {
 		t.Errorf("IsOwner without a hold held: %v", err)
 	}
 	if _, err := m.Lock(t.Context()); err != nil {
@@ -158,6 +161,7 @@ func TestMisuse(t *testing.T) {
 // TestArrivalOrder: waiters get the lock in the order they queued, and
 // each new holder's token is above the previous one's.
 func TestArrivalOrder(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/order")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	s := newSession(t, cli, 10*time.Second)
 	const name, waiters = "lock/order", 6
@@ -206,6 +210,7 @@ func TestArrivalOrder(t *testing.T) {
 // waiter gets the lock with a larger token, and a write fenced on the old
 // holder's IsOwner is refused.
 func TestHolderLoss(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/holder-loss")
 	eps := cluster.Endpoints()
 	cliA, cliB, admin := sessiontest.Client(t, eps[0]), sessiontest.Client(t, eps[1]), sessiontest.Client(t, eps[2])
 	sA, sB := newSession(t, cliA, 10*time.Second), newSession(t, cliB, 10*time.Second)
@@ -266,6 +271,7 @@ func TestHolderLoss(t *testing.T) {
 // once with ErrLost, and its key goes. (A session that expires because its
 // member is unreachable is TestMemberKilled's.)
 func TestWaiterSessionEnds(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/waiter-session-ends")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	const name = "lock/waiter-session-ends"
 	holder := lock.NewMutex(newSession(t, cli, 10*time.Second), name)
@@ -297,6 +303,7 @@ func TestWaiterSessionEnds(t *testing.T) {
 // TestWaiterRevoked: a waiter whose lease is revoked stops waiting at
 // once, not after a TTL.
 func TestWaiterRevoked(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/waiter-revoked")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	const name = "lock/waiter-revoked"
 	holder := lock.NewMutex(newSession(t, cli, 10*time.Second), name)
@@ -331,6 +338,7 @@ func TestWaiterRevoked(t *testing.T) {
 // TestCancelWhileWaiting: a cancelled Lock removes its key and the waiter
 // behind it moves up.
 func TestCancelWhileWaiting(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/cancel")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	s := newSession(t, cli, 10*time.Second)
 	const name = "lock/cancel"
@@ -376,6 +384,7 @@ func TestCancelWhileWaiting(t *testing.T) {
 // TestResume: a holder restarted with its lease takes its hold back with
 // the same token, without a gap another participant could use.
 func TestResume(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/resume")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	const name = "lock/resume"
 	s1 := newSession(t, cli, 10*time.Second)
@@ -404,7 +413,9 @@ func TestResume(t *testing.T) {
 	if err != nil || tok2 != tok {
 		t.Fatalf("Resume = %d, %v; want the old token %d", tok2, err, tok)
 	}
-	if resp, err := cli.Txn(t.Context()).If(m2.IsOwner()).Commit(); err != nil || !resp.Succeeded {
+	// With an operation: etcd answers comparisons alone from the local
+	// member, not linearizably.
+	if resp, err := cli.Txn(t.Context()).If(m2.IsOwner()).Then(clientv3.OpGet(m2.Key())).Commit(); err != nil || !resp.Succeeded {
 		t.Fatalf("IsOwner after Resume does not hold: %v", err)
 	}
 	if err := m2.Unlock(t.Context()); err != nil {

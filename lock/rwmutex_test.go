@@ -12,6 +12,7 @@ import (
 )
 
 func TestRWMutexReadersShareWritersExclude(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/rw-basic")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	s := newSession(t, cli, 10*time.Second)
 	const name = "lock/rw-basic"
@@ -58,6 +59,7 @@ func TestRWMutexReadersShareWritersExclude(t *testing.T) {
 // TestRWMutexWriterNotStarved: a reader arriving after a waiting writer
 // waits for that writer, even though the lock is only read-held.
 func TestRWMutexWriterNotStarved(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/rw-starve")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	s := newSession(t, cli, 10*time.Second)
 	const name = "lock/rw-starve"
@@ -117,6 +119,7 @@ func TestRWMutexWriterNotStarved(t *testing.T) {
 // TestRWMutexConcurrent: readers and writers at random; a writer is always
 // alone, and readers do overlap.
 func TestRWMutexConcurrent(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/rw-concurrent")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	s := newSession(t, cli, 10*time.Second)
 	const name, participants, rounds = "lock/rw-concurrent", 8, 10

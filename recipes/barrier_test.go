@@ -17,6 +17,7 @@ import (
 // TestBarrierReleasesAllAtOnce: no waiter passes while the barrier is up,
 // and all pass once it is released.
 func TestBarrierReleasesAllAtOnce(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/barrier")
 	eps := cluster.Endpoints()
 	const name, waiters = "recipes/barrier", 6
 	b := recipes.NewBarrier(sessiontest.Client(t, eps...), name)
@@ -101,6 +102,7 @@ func doubleRound(t *testing.T, sessions []*session.Session, name string, count i
 }
 
 func TestDoubleBarrier(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/double")
 	var sessions []*session.Session
 	for _, ep := range cluster.Endpoints() {
 		sessions = append(sessions, newSession(t, sessiontest.Client(t, ep), 10*time.Second))
@@ -118,6 +120,7 @@ func TestDoubleBarrier(t *testing.T) {
 // refused, and one whose session ends while entering drops out, its place
 // taken by another.
 func TestDoubleBarrierFullAndDropout(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/double-full")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	const name, count = "recipes/double-full", 3
 	s := newSession(t, cli, 10*time.Second)

@@ -137,6 +137,7 @@ func ExampleNewCounter() {
 	cli, _ := connect(ctx)
 	defer cli.Close()
 
+	cli.Delete(ctx, "/example/counter/visits") // start from zero
 	c := recipes.NewCounter(cli, "/example/counter/visits")
 	var wg sync.WaitGroup
 	for range 5 {

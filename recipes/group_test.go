@@ -52,6 +52,7 @@ func (v viewer) expect(t *testing.T, members, joined, updated, left []string) re
 // TestGroupMembership: joins, an update, a leave and a lost session, as
 // seen by Members and by a watcher, in order.
 func TestGroupMembership(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/group")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	const name = "recipes/group"
 	g := recipes.NewGroup(cli, name)

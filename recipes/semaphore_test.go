@@ -74,6 +74,7 @@ func churn(t *testing.T, sessions []*session.Session, name string, limit, partic
 }
 
 func TestSemaphoreLimit(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/sem-limit")
 	var sessions []*session.Session
 	for _, ep := range cluster.Endpoints() {
 		sessions = append(sessions, newSession(t, sessiontest.Client(t, ep), 10*time.Second))
@@ -93,6 +94,7 @@ func TestSemaphoreLimit(t *testing.T) {
 }
 
 func TestSemaphoreTryAcquireAndFencing(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/sem-try")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	s := newSession(t, cli, 10*time.Second)
 	const name = "recipes/sem-try"
@@ -139,6 +141,7 @@ func TestSemaphoreTryAcquireAndFencing(t *testing.T) {
 // admits the next waiter in order: the chain of watches hands over without
 // anyone watching everyone.
 func TestSemaphoreOrderAndHandOver(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/sem-order")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	s := newSession(t, cli, 10*time.Second)
 	const name = "recipes/sem-order"
@@ -209,6 +212,7 @@ func TestSemaphoreOrderAndHandOver(t *testing.T) {
 // TestSemaphoreHolderLoss: a holder whose lease is revoked loses its
 // permit at once, and the waiter gets it.
 func TestSemaphoreHolderLoss(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/sem-loss")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	const name = "recipes/sem-loss"
 	sa := newSession(t, cli, 10*time.Second)

@@ -40,6 +40,15 @@ func waitDone(t *testing.T, what string, done <-chan struct{}, limit time.Durati
 	}
 }
 
+// fresh deletes every key under prefix, so that a test starts clean on the
+// shared cluster even when run again (-count).
+func fresh(t testing.TB, cli *clientv3.Client, prefix string) {
+	t.Helper()
+	if _, err := cli.Delete(context.Background(), prefix, clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func leaseTTL(t *testing.T, cli *clientv3.Client, id clientv3.LeaseID) int64 {
 	t.Helper()
 	resp, err := cli.TimeToLive(t.Context(), id)
@@ -50,6 +59,7 @@ func leaseTTL(t *testing.T, cli *clientv3.Client, id clientv3.LeaseID) int64 {
 }
 
 func TestNewGrantsAndCloseRevokes(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "session/close/")
 	cli := sessiontest.Client(t, endpoints()...)
 	s := newSession(t, cli, session.WithTTL(5500*time.Millisecond))
 	if s.TTL() != 6*time.Second {
@@ -113,6 +123,7 @@ func TestRevokedElsewhereEndsSession(t *testing.T) {
 }
 
 func TestOrphanAndResume(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "session/orphan/")
 	cli := sessiontest.Client(t, endpoints()...)
 	s := newSession(t, cli, session.WithTTL(minTTL))
 	if _, err := cli.Put(t.Context(), "session/orphan/k", "v", clientv3.WithLease(s.Lease())); err != nil {
@@ -170,6 +181,7 @@ func TestClientCloseEndsSession(t *testing.T) {
 }
 
 func TestHold(t *testing.T) {
+	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "session/hold/")
 	cli := sessiontest.Client(t, endpoints()...)
 	s := newSession(t, cli, session.WithTTL(10*time.Second))
 	put := func(key string) (int64, int64) {
@@ -188,7 +200,9 @@ func TestHold(t *testing.T) {
 		if _, err := cli.Put(t.Context(), "session/hold/a", "new", clientv3.WithLease(s.Lease())); err != nil {
 			t.Fatal(err)
 		}
-		if resp, err := cli.Txn(t.Context()).If(h.Cmp()).Commit(); err != nil || !resp.Succeeded {
+		// With an operation, not comparisons alone: etcd answers a Txn of
+		// comparisons alone from the local member, not linearizably.
+		if resp, err := cli.Txn(t.Context()).If(h.Cmp()).Then(clientv3.OpGet(h.Key())).Commit(); err != nil || !resp.Succeeded {
 			t.Fatalf("Cmp of a live hold: succeeded=%v err=%v", resp != nil && resp.Succeeded, err)
 		}
 		if h.Err() != nil {
@@ -201,7 +215,7 @@ func TestHold(t *testing.T) {
 		if !errors.Is(h.Err(), session.ErrKeyDeleted) {
 			t.Errorf("Err = %v, want ErrKeyDeleted", h.Err())
 		}
-		if resp, err := cli.Txn(t.Context()).If(h.Cmp()).Commit(); err != nil || resp.Succeeded {
+		if resp, err := cli.Txn(t.Context()).If(h.Cmp()).Then(clientv3.OpGet(h.Key())).Commit(); err != nil || resp.Succeeded {
 			t.Fatalf("Cmp of a lost hold: succeeded=%v err=%v, want refused", resp != nil && resp.Succeeded, err)
 		}
 	})
