@@ -39,10 +39,15 @@ func (es *electionServer) Campaign(ctx context.Context, req *epb.CampaignRequest
 		return nil, s.grpcError(ctx, "campaign", err)
 	}
 	resp, err := s.cli.Txn(ctx).If(l.IsLeader()).Then(clientv3.OpGet(l.Key())).Commit()
-	if err == nil && !resp.Succeeded {
-		return nil, errNotLeader
-	}
-	if err != nil {
+	if err != nil || !resp.Succeeded {
+		// A caller told "no" must not be left leading: resign (best
+		// effort; the lease's end does it otherwise).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		l.Resign(rctx)
+		cancel()
+		if err == nil {
+			return nil, errNotLeader
+		}
 		return nil, s.grpcError(ctx, "campaign", err)
 	}
 	return &epb.CampaignResponse{

@@ -45,6 +45,11 @@ func (ls *lockServer) Lock(ctx context.Context, req *v3lockpb.LockRequest) (*v3l
 		err = lock.ErrLost
 	}
 	if err != nil {
+		// A caller told "no" must not be left holding: release (best
+		// effort; the lease's end releases it otherwise).
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		m.Unlock(uctx)
+		cancel()
 		return nil, s.grpcError(ctx, "lock", err)
 	}
 	return &v3lockpb.LockResponse{Header: resp.Header, Key: []byte(m.Key())}, nil
