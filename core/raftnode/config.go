@@ -178,9 +178,9 @@ func (c Config) raftConfig() *raft.Config {
 	// campaigns sooner than one HeartbeatTimeout, and reads never rely on
 	// it (see ReadBarrier).
 	rc.LeaderLeaseTimeout = rc.HeartbeatTimeout
-	// A follower learns the commit index only from the next AppendEntries;
-	// when writes pause that is up to 2×CommitTimeout later, which is what
-	// a follower's read barrier then waits.
+	// Idle followers get an empty AppendEntries every one to two
+	// CommitTimeouts; a commit reaches them sooner through the heartbeat
+	// round that follows it (see commitStamp).
 	rc.CommitTimeout = 5 * time.Millisecond
 	rc.MaxAppendEntries = 256
 	rc.BatchApplyCh = true

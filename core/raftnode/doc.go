@@ -80,10 +80,14 @@
 //     or make payloads idempotent. ErrNoLeader and ErrNotLeader mean nothing
 //     was appended.
 //   - A read barrier costs one heartbeat round trip to a quorum on the
-//     leader, plus on a follower one peer RPC to the leader and the wait for
-//     its own apply (up to two CommitTimeouts, 10 ms, when writes are idle,
-//     because heartbeats do not carry the commit index). Concurrent reads
-//     share the round. The first read after an election also waits for a
+//     leader, plus on a follower one peer RPC to the leader (shared by the
+//     reads waiting there) and the wait for its own apply. hashicorp/raft's
+//     heartbeats carry no commit index, so an idle follower would learn of a
+//     commit only from the next AppendEntries, up to two CommitTimeouts
+//     (10 ms) later; raftnode instead sends a heartbeat round when the last
+//     entry in flight is applied, and its transport stamps heartbeats with
+//     the commit index, capped at what the follower's log is known to match
+//     (see commitStamp). Concurrent reads share the round. The first read after an election also waits for a
 //     barrier entry to commit.
 //   - One configuration change at a time: raft queues a change until the
 //     previous one committed, and raftnode passes the configuration index

@@ -31,6 +31,11 @@ type Node struct {
 
 	proposals chan *proposal    // Propose → proposers
 	reads     chan *readRequest // leader read index requests → readLoop
+	// stamp lets heartbeats carry the commit index; nudges (appending
+	// dropped to zero) ask nudgeLoop for a heartbeat round that carries it.
+	stamp     *commitStamp
+	appending atomic.Int64
+	nudges    chan struct{}
 	// remoteReads are a follower's read barriers → remoteReadLoops
 	remoteReads chan *readRequest
 	notifyCh    chan bool // raft's leadership notifications → notifyLoop
@@ -109,6 +114,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		proposals:   make(chan *proposal, 4*cfg.MaxProposalBatch),
 		reads:       make(chan *readRequest, 1024),
 		remoteReads: make(chan *readRequest, 1024),
+		stamp:       newCommitStamp(),
+		nudges:      make(chan struct{}, 1),
 		notifyCh:    make(chan bool, 16),
 		notifyDone:  make(chan struct{}),
 		removed:     make(chan struct{}),
@@ -176,11 +183,20 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	rc := cfg.raftConfig()
 	rc.Logger = hlog
 	rc.NotifyCh = n.notifyCh
-	r, err := raft.NewRaft(rc, n.fsm, st.log, st.stable, st.snaps, mainLoopHeartbeats{n.transport})
+	// Heartbeats read the commit index once raft exists (no stamp before).
+	var created atomic.Pointer[raft.Raft]
+	n.stamp.commitIndex = func() uint64 {
+		if r := created.Load(); r != nil {
+			return r.CommitIndex()
+		}
+		return 0
+	}
+	r, err := raft.NewRaft(rc, n.fsm, st.log, st.stable, st.snaps, mainLoopHeartbeats{n.transport, n.stamp})
 	if err != nil {
 		return fail(fmt.Errorf("start raft: %w", err))
 	}
 	n.raft = r
+	created.Store(r)
 
 	n.bg.Go(func() {
 		if err := n.grpc.Serve(n.mux.grpc); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -192,6 +208,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		n.bg.Go(n.proposeLoop)
 	}
 	n.bg.Go(n.readLoop)
+	n.bg.Go(n.nudgeLoop)
 	for range remoteReadLoops {
 		n.bg.Go(n.remoteReadLoop)
 	}

@@ -231,8 +231,13 @@ func (n *Node) applyLocal(batch []*proposal) (retry bool) {
 // the state machine's results once applied here. ErrNotLeader means the
 // entry was certainly not appended.
 func (n *Node) appendAndApply(ctx context.Context, payloads [][]byte) ([][]byte, error) {
+	n.appending.Add(1)
 	fut := n.raft.Apply(packPayloads(payloads), n.cfg.ElectionTimeout)
-	if err := n.waitFuture(ctx, fut); err != nil {
+	err := n.waitFuture(ctx, fut)
+	if n.appending.Add(-1) == 0 {
+		n.nudgeCommit()
+	}
+	if err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 			return nil, fmt.Errorf("apply: %w", ErrNotLeader)
@@ -250,6 +255,35 @@ func (n *Node) appendAndApply(ctx context.Context, payloads [][]byte) ([][]byte,
 		return nil, fmt.Errorf("apply entry %d: the state machine returned no results for it", fut.Index())
 	}
 	return results, nil
+}
+
+// nudgeCommit asks for a heartbeat round once the last entry in flight is
+// applied: heartbeats carry the commit index (see commitStamp), so followers
+// apply the entry now instead of at the next AppendEntries. While entries
+// keep coming, their AppendEntries carry the commit index and no nudge is
+// sent.
+func (n *Node) nudgeCommit() {
+	select {
+	case n.nudges <- struct{}{}:
+	default:
+	}
+}
+
+// nudgeLoop runs the heartbeat rounds nudgeCommit asks for, one at a time.
+func (n *Node) nudgeLoop() {
+	for {
+		select {
+		case <-n.nudges:
+		case <-n.stopping:
+			return
+		}
+		if n.raft.State() != raft.Leader {
+			continue
+		}
+		// VerifyLeader sends every follower a heartbeat at once; its outcome
+		// does not matter here.
+		_ = n.waitFuture(n.life, n.raft.VerifyLeader())
+	}
 }
 
 // forward sends batch to the leader at addr and answers it; it returns true

@@ -1,21 +1,109 @@
 package raftnode
 
-import "github.com/hashicorp/raft"
+import (
+	"sync"
 
-// mainLoopHeartbeats wraps raft's NetworkTransport so that heartbeats are
-// not handled on the transport's goroutine. hashicorp/raft's heartbeat
-// "fast path" (issue #695, open in v1.8.0) processes heartbeats outside the
-// main loop, where they can change the term without the main loop's
-// knowledge; after a partition heals, two logs can diverge. Declining the
-// handler sends heartbeats through the consumer channel like every other
-// RPC. Embedding keeps NetworkTransport's optional interfaces (WithClose,
+	"github.com/hashicorp/raft"
+)
+
+// mainLoopHeartbeats wraps raft's NetworkTransport for two reasons.
+//
+// Heartbeats are not handled on the transport's goroutine. hashicorp/raft's
+// heartbeat "fast path" (issue #695, open in v1.8.0) processes heartbeats
+// outside the main loop, where they can change the term without the main
+// loop's knowledge; after a partition heals, two logs can diverge.
+// Declining the handler sends heartbeats through the consumer channel like
+// every other RPC.
+//
+// Heartbeats carry the leader's commit index (see commitStamp), so that a
+// follower applies a committed entry one heartbeat after the commit instead
+// of waiting for the next AppendEntries (up to two CommitTimeouts when
+// writes pause): follower reads and watches then see a write about as soon
+// as the leader answers it.
+//
+// Embedding keeps NetworkTransport's optional interfaces (WithClose,
 // WithPreVote) visible to raft's type assertions.
 type mainLoopHeartbeats struct {
 	*raft.NetworkTransport
+	stamp *commitStamp
 }
 
 // SetHeartbeatHandler implements raft.Transport by ignoring the handler.
 func (mainLoopHeartbeats) SetHeartbeatHandler(func(raft.RPC)) {}
+
+// AppendEntries sends args; it records how far a follower's log is known
+// to match this leader's, and stamps heartbeats with the commit index.
+func (t mainLoopHeartbeats) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	if isHeartbeat(args) {
+		if c := t.stamp.commitFor(id, args.Term); c > 0 {
+			stamped := *args
+			stamped.LeaderCommitIndex = c
+			args = &stamped
+		}
+		return t.NetworkTransport.AppendEntries(id, target, args, resp)
+	}
+	err := t.NetworkTransport.AppendEntries(id, target, args, resp)
+	if err == nil && resp.Success {
+		t.stamp.matched(id, args.Term, args.PrevLogEntry+uint64(len(args.Entries)))
+	}
+	return err
+}
+
+// isHeartbeat tells raft's heartbeats (no entries, no previous entry, no
+// commit index) from replication requests.
+func isHeartbeat(a *raft.AppendEntriesRequest) bool {
+	return len(a.Entries) == 0 && a.PrevLogEntry == 0 && a.PrevLogTerm == 0 && a.LeaderCommitIndex == 0
+}
+
+// commitStamp knows, per follower, the highest index up to which its log
+// is known to equal this leader's: a successful AppendEntries in term T
+// ending at index M proves it up to M, and within one term the leader never
+// rewrites its entries, so the proof holds until the term changes. A
+// heartbeat may then tell that follower the commit index, capped at M.
+// Capping matters: hashicorp/raft's follower commits min(leader commit,
+// its last index) from any AppendEntries, and a heartbeat skips the log
+// consistency check, so an uncapped index could commit a stale entry of an
+// earlier term that the leader has overwritten.
+type commitStamp struct {
+	// commitIndex reads the leader's commit index; nil until raft exists
+	// (then no stamping). Set once, before any AppendEntries is sent.
+	commitIndex func() uint64
+
+	mu    sync.Mutex // guards match
+	match map[raft.ServerID]matchPoint
+}
+
+type matchPoint struct{ term, index uint64 }
+
+func newCommitStamp() *commitStamp {
+	return &commitStamp{match: make(map[raft.ServerID]matchPoint)}
+}
+
+func (s *commitStamp) matched(id raft.ServerID, term, index uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch m := s.match[id]; {
+	case term > m.term:
+		s.match[id] = matchPoint{term: term, index: index}
+	case term == m.term && index > m.index:
+		s.match[id] = matchPoint{term: term, index: index}
+	}
+}
+
+// commitFor is the commit index a heartbeat of term may carry to id (0:
+// none).
+func (s *commitStamp) commitFor(id raft.ServerID, term uint64) uint64 {
+	if s.commitIndex == nil {
+		return 0
+	}
+	s.mu.Lock()
+	m := s.match[id]
+	s.mu.Unlock()
+	if m.term != term {
+		return 0
+	}
+	return min(s.commitIndex(), m.index)
+}
 
 var (
 	_ raft.Transport   = mainLoopHeartbeats{}

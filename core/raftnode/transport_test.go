@@ -66,7 +66,7 @@ func TestHeartbeatsGoThroughTheMainLoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrapped := mainLoopHeartbeats{inner}
+	wrapped := mainLoopHeartbeats{inner, newCommitStamp()}
 	defer wrapped.Close()
 	if h, c := heartbeatReaches(t, wrapped, wrapped.SetHeartbeatHandler, wrapped.LocalAddr()); h || !c {
 		t.Fatalf("wrapped transport: handler=%v consumer=%v, want the consumer only", h, c)
@@ -79,3 +79,43 @@ func TestHeartbeatsGoThroughTheMainLoop(t *testing.T) {
 		t.Error("wrapper hides WithClose")
 	}
 }
+
+// TestCommitStampCapsAtMatch: a heartbeat carries the commit index only to
+// a follower whose log is known to match, capped at the match, and only in
+// the term that proved the match.
+func TestCommitStampCapsAtMatch(t *testing.T) {
+	s := newCommitStamp()
+	if got := s.commitFor("f", 3); got != 0 {
+		t.Fatalf("before raft exists: %d", got)
+	}
+	cs := &fakeCommit{index: 50}
+	s.commitIndex = cs.get
+	if got := s.commitFor("f", 3); got != 0 {
+		t.Fatalf("no match known: %d", got)
+	}
+	s.matched("f", 3, 40)
+	s.matched("f", 3, 30) // late, smaller answer: ignored
+	if got := s.commitFor("f", 3); got != 40 {
+		t.Fatalf("capped at match: %d, want 40", got)
+	}
+	cs.index = 20
+	if got := s.commitFor("f", 3); got != 20 {
+		t.Fatalf("capped at commit: %d, want 20", got)
+	}
+	if got := s.commitFor("f", 4); got != 0 {
+		t.Fatalf("match of term 3 used in term 4: %d", got)
+	}
+	s.matched("f", 4, 10)
+	s.matched("f", 3, 45) // an answer from the old term: ignored
+	cs.index = 100
+	if got := s.commitFor("f", 4); got != 10 {
+		t.Fatalf("term 4 match: %d, want 10", got)
+	}
+	if got := s.commitFor("g", 4); got != 0 {
+		t.Fatalf("other follower: %d", got)
+	}
+}
+
+type fakeCommit struct{ index uint64 }
+
+func (f *fakeCommit) get() uint64 { return f.index }
