@@ -3,7 +3,6 @@ package server
 import (
 	"crypto/sha1"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -222,14 +221,6 @@ func (t *memberTable) reset(clusterID uint64, members []memberInfo) {
 	for _, m := range members {
 		t.members[m.ID] = m
 	}
-}
-
-func marshalMember(m memberInfo) []byte {
-	b, err := json.Marshal(m)
-	if err != nil {
-		panic(fmt.Sprintf("marshal member: %v", err)) // plain struct: cannot fail
-	}
-	return b
 }
 
 // computeMemberID derives a member ID the way etcd does: from the sorted
