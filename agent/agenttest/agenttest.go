@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/concordkv/concord/agent"
+	"github.com/concordkv/concord/core/raftnode"
 	"github.com/concordkv/concord/core/raftnode/faultnet"
 )
 
@@ -48,6 +49,10 @@ type Member struct {
 	Agent      *agent.Agent // nil while stopped
 	cfg        agent.Config
 	host       *faultnet.Host
+	// Listeners opened by Start, handed to the first start of the member so
+	// that no other process can take the ports in between; restarts
+	// listen on the same ports again.
+	clientLn, peerLn net.Listener
 }
 
 // Start starts n members bootstrapped together and waits until every one
@@ -64,7 +69,14 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 	var initial []string
 	for i := range n {
 		m := &Member{Name: fmt.Sprintf("m%d", i), host: c.Fabric.Host(fmt.Sprintf("m%d", i))}
-		m.ClientAddr, m.PeerAddr = freeAddr(t), freeAddr(t)
+		var err error
+		if m.clientLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatalf("agenttest: %v", err)
+		}
+		if m.peerLn, err = m.host.Listen("127.0.0.1:0"); err != nil {
+			t.Fatalf("agenttest: %v", err)
+		}
+		m.ClientAddr, m.PeerAddr = m.clientLn.Addr().String(), m.peerLn.Addr().String()
 		c.Members = append(c.Members, m)
 		initial = append(initial, m.Name+"=http://"+m.PeerAddr)
 	}
@@ -104,11 +116,19 @@ func (c *Cluster) memberConfig(m *Member, dataDir, initialCluster, state string)
 func (c *Cluster) startAsync(i int) {
 	c.t.Helper()
 	m := c.Members[i]
-	ln, err := net.Listen("tcp", m.ClientAddr)
-	if err != nil {
-		c.t.Fatalf("agenttest: listen %s: %v", m.ClientAddr, err)
+	ln := m.clientLn
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", m.ClientAddr); err != nil {
+			c.t.Fatalf("agenttest: listen %s: %v", m.ClientAddr, err)
+		}
 	}
-	opts := agent.Options{ClientListeners: []net.Listener{ln}, PeerNetwork: m.host}
+	var peers raftnode.Network = m.host
+	if m.peerLn != nil {
+		peers = &preListened{Host: m.host, ln: m.peerLn}
+	}
+	m.clientLn, m.peerLn = nil, nil
+	opts := agent.Options{ClientListeners: []net.Listener{ln}, PeerNetwork: peers}
 	if c.opts.Verbose {
 		opts.Logger = testLogger(c.t, m.Name)
 	}
@@ -215,8 +235,13 @@ func (c *Cluster) Restart(i int) {
 
 // Close stops every member.
 func (c *Cluster) Close() {
-	for i := range c.Members {
+	for i, m := range c.Members {
 		c.Stop(i)
+		for _, ln := range []net.Listener{m.clientLn, m.peerLn} {
+			if ln != nil {
+				ln.Close()
+			}
+		}
 	}
 }
 
@@ -260,12 +285,17 @@ func (c *Cluster) CheckConverged() {
 	}
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// preListened is a member's peer network whose first Listen returns the
+// listener Start opened.
+type preListened struct {
+	*faultnet.Host
+	ln net.Listener // nil once handed out
+}
+
+func (p *preListened) Listen(addr string) (net.Listener, error) {
+	if ln := p.ln; ln != nil && addr == ln.Addr().String() {
+		p.ln = nil
+		return ln, nil
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return p.Host.Listen(addr)
 }

@@ -464,8 +464,10 @@ func TestConcurrentReadersSeeConsistentPrefix(t *testing.T) {
 		})
 	}
 	for i := range total {
-		b.Put(testBucket, fmt.Appendf(nil, "k%06d", i), []byte("v"))
+		// Count before writing: a reader may see the put as soon as it is
+		// made, and must never see more keys than counted.
 		written.Add(1)
+		b.Put(testBucket, fmt.Appendf(nil, "k%06d", i), []byte("v"))
 		if i%7 == 0 {
 			b.SetConsistentIndex(uint64(i), 1)
 		}
