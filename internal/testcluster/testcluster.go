@@ -40,36 +40,65 @@ type member struct {
 }
 
 // Start starts a cluster of size members and waits until it serves
-// requests; it is stopped when the test ends.
+// requests; it is stopped when the test ends. Ports are picked free and
+// then given to the servers, so another process can take one in between:
+// a start whose member could not bind is retried on new ports.
 func Start(t testing.TB, size int) *Cluster {
 	t.Helper()
 	bin := serverCommand(t)
-	c := &Cluster{t: t}
-	var initial []string
-	for i := range size {
-		m := &member{
-			name:      fmt.Sprintf("m%d", i),
-			dir:       filepath.Join(t.TempDir(), fmt.Sprintf("m%d", i)),
-			clientURL: "http://" + freeAddr(t),
-			peerURL:   "http://" + freeAddr(t),
+	for attempt := 1; ; attempt++ {
+		c := &Cluster{t: t}
+		var initial []string
+		base := t.TempDir()
+		for i := range size {
+			m := &member{
+				name:      fmt.Sprintf("m%d", i),
+				dir:       filepath.Join(base, fmt.Sprintf("m%d", i)),
+				clientURL: "http://" + freeAddr(t),
+				peerURL:   "http://" + freeAddr(t),
+			}
+			m.logPath = m.dir + ".log"
+			c.members = append(c.members, m)
+			initial = append(initial, m.name+"="+m.peerURL)
 		}
-		m.logPath = m.dir + ".log"
-		c.members = append(c.members, m)
-		initial = append(initial, m.name+"="+m.peerURL)
+		for _, m := range c.members {
+			m.args = append(append([]string(nil), bin...),
+				"--name", m.name, "--data-dir", m.dir,
+				"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
+				"--listen-peer-urls", m.peerURL, "--initial-advertise-peer-urls", m.peerURL,
+				"--initial-cluster", strings.Join(initial, ","),
+				"--initial-cluster-token", "testcluster", "--initial-cluster-state", "new",
+			)
+			c.startMember(m)
+		}
+		if attempt < 3 && c.portTaken(5*time.Second) {
+			c.stopAll()
+			continue
+		}
+		t.Cleanup(c.stopAll)
+		c.WaitReady(30 * time.Second)
+		return c
 	}
-	for _, m := range c.members {
-		m.args = append(append([]string(nil), bin...),
-			"--name", m.name, "--data-dir", m.dir,
-			"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
-			"--listen-peer-urls", m.peerURL, "--initial-advertise-peer-urls", m.peerURL,
-			"--initial-cluster", strings.Join(initial, ","),
-			"--initial-cluster-token", "testcluster", "--initial-cluster-state", "new",
-		)
-		c.startMember(m)
+}
+
+// portTaken reports whether a member exited, within wait, because its
+// port was taken; it returns false as soon as the first endpoint answers.
+func (c *Cluster) portTaken(wait time.Duration) bool {
+	first := c.Endpoints()[0]
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for _, m := range c.members {
+			select {
+			case <-m.exited:
+				data, _ := os.ReadFile(m.logPath)
+				return strings.Contains(string(data), "address already in use")
+			default:
+			}
+		}
+		if probe(first) == nil {
+			return false
+		}
 	}
-	t.Cleanup(c.stopAll)
-	c.WaitReady(30 * time.Second)
-	return c
+	return false
 }
 
 // Endpoints returns every member's client endpoint (host:port).
