@@ -191,6 +191,11 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		}
 		return 0
 	}
+	n.stamp.afterLateMatch = func(index uint64) {
+		if n.appending.Load() == 0 && n.stamp.commitIndex() >= index {
+			n.nudgeCommit()
+		}
+	}
 	r, err := raft.NewRaft(rc, n.fsm, st.log, st.stable, st.snaps, mainLoopHeartbeats{n.transport, n.stamp})
 	if err != nil {
 		return fail(fmt.Errorf("start raft: %w", err))

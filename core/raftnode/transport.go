@@ -44,7 +44,15 @@ func (t mainLoopHeartbeats) AppendEntries(id raft.ServerID, target raft.ServerAd
 	}
 	err := t.NetworkTransport.AppendEntries(id, target, args, resp)
 	if err == nil && resp.Success {
-		t.stamp.matched(id, args.Term, args.PrevLogEntry+uint64(len(args.Entries)))
+		index := args.PrevLogEntry + uint64(len(args.Entries))
+		t.stamp.matched(id, args.Term, index)
+		// The follower stored entries that may be committed already (by a
+		// quorum that answered first) while the request told it an older
+		// commit index: when nothing else is on its way to tell it, ask for
+		// a heartbeat round that does.
+		if index > args.LeaderCommitIndex && t.stamp.afterLateMatch != nil {
+			t.stamp.afterLateMatch(index)
+		}
 	}
 	return err
 }
@@ -68,6 +76,10 @@ type commitStamp struct {
 	// commitIndex reads the leader's commit index; nil until raft exists
 	// (then no stamping). Set once, before any AppendEntries is sent.
 	commitIndex func() uint64
+
+	// afterLateMatch, if set, is called when a follower acknowledged
+	// entries up to index that its request did not tell it were committed.
+	afterLateMatch func(index uint64)
 
 	mu    sync.Mutex // guards match
 	match map[raft.ServerID]matchPoint
