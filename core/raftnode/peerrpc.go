@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -87,20 +88,21 @@ func (c peerClient) invoke(ctx context.Context, method string, req, resp proto.M
 	return nil
 }
 
-// propose forwards payloads and returns one outcome per payload.
-func (c peerClient) propose(ctx context.Context, payloads [][]byte) ([]proposeResult, error) {
+// propose forwards payloads and returns one outcome per payload and the
+// index of the entry that held them (0 if none was appended).
+func (c peerClient) propose(ctx context.Context, payloads [][]byte) ([]proposeResult, uint64, error) {
 	resp := new(wrapperspb.BytesValue)
 	if err := c.invoke(ctx, "Propose", wrapperspb.Bytes(appendList(nil, payloads)), resp); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	out, err := decodeOutcomes(resp.Value)
+	out, index, err := decodeOutcomes(resp.Value)
 	if err != nil {
-		return nil, fmt.Errorf("decode forwarded proposal results: %w", err)
+		return nil, 0, fmt.Errorf("decode forwarded proposal results: %w", err)
 	}
 	if len(out) != len(payloads) {
-		return nil, fmt.Errorf("leader answered %d results for %d forwarded proposals", len(out), len(payloads))
+		return nil, 0, fmt.Errorf("leader answered %d results for %d forwarded proposals", len(out), len(payloads))
 	}
-	return out, nil
+	return out, index, nil
 }
 
 func (c peerClient) readIndex(ctx context.Context) (uint64, error) {
@@ -201,13 +203,14 @@ func fromStatus(err error) error {
 }
 
 // Outcomes of forwarded proposals: per payload a tag byte, then the result
-// (tag 0) or a sentinel's wire code (tag 1), packed with appendList.
+// (tag 0) or a sentinel's wire code (tag 1), packed with appendList; then
+// the index of the entry that held them, as a uvarint (0: none).
 const (
 	outcomeOK  = 0
 	outcomeErr = 1
 )
 
-func encodeOutcomes(results []proposeResult) []byte {
+func encodeOutcomes(results []proposeResult, index uint64) []byte {
 	items := make([][]byte, len(results))
 	for i, r := range results {
 		if r.err != nil {
@@ -220,21 +223,22 @@ func encodeOutcomes(results []proposeResult) []byte {
 		}
 		items[i] = append([]byte{outcomeOK}, r.data...)
 	}
-	return appendList(nil, items)
+	return binary.AppendUvarint(appendList(nil, items), index)
 }
 
-func decodeOutcomes(data []byte) ([]proposeResult, error) {
+func decodeOutcomes(data []byte) ([]proposeResult, uint64, error) {
 	items, rest, err := readList(data)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	if len(rest) != 0 {
-		return nil, fmt.Errorf("%d trailing bytes", len(rest))
+	index, n := binary.Uvarint(rest)
+	if n <= 0 || n != len(rest) {
+		return nil, 0, fmt.Errorf("malformed entry index after the outcomes (%d bytes)", len(rest))
 	}
 	out := make([]proposeResult, len(items))
 	for i, it := range items {
 		if len(it) == 0 {
-			return nil, fmt.Errorf("outcome %d is empty", i)
+			return nil, 0, fmt.Errorf("outcome %d is empty", i)
 		}
 		switch it[0] {
 		case outcomeOK:
@@ -247,10 +251,10 @@ func decodeOutcomes(data []byte) ([]proposeResult, error) {
 				out[i].err = fmt.Errorf("leader: %s", code)
 			}
 		default:
-			return nil, fmt.Errorf("outcome %d has unknown tag %d", i, it[0])
+			return nil, 0, fmt.Errorf("outcome %d has unknown tag %d", i, it[0])
 		}
 	}
-	return out, nil
+	return out, index, nil
 }
 
 // memberChange is a membership change forwarded to the leader.
@@ -358,8 +362,8 @@ func (s peerServer) propose(ctx context.Context, req *wrapperspb.BytesValue) (*w
 	if err != nil || len(rest) != 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "malformed forwarded proposals: %v", err)
 	}
-	results := s.n.proposeForwarded(ctx, payloads)
-	return wrapperspb.Bytes(encodeOutcomes(results)), nil
+	results, index := s.n.proposeForwarded(ctx, payloads)
+	return wrapperspb.Bytes(encodeOutcomes(results, index)), nil
 }
 
 func (s peerServer) readIndex(ctx context.Context, _ *emptypb.Empty) (*wrapperspb.UInt64Value, error) {

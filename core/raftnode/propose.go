@@ -54,17 +54,18 @@ func (n *Node) Propose(ctx context.Context, payload []byte) ([]byte, error) {
 }
 
 // proposeForwarded appends a batch a follower forwarded as one entry and
-// returns one outcome per payload. It runs on the gRPC handler's goroutine
+// returns one outcome per payload, and the entry's index (0 if none was
+// appended). It runs on the gRPC handler's goroutine
 // and never waits for this node's proposers: those may themselves be
 // forwarding to a member that, with an outdated view of the leader,
 // forwards back here, and waiting for them would close a cycle.
-func (n *Node) proposeForwarded(ctx context.Context, payloads [][]byte) []proposeResult {
+func (n *Node) proposeForwarded(ctx context.Context, payloads [][]byte) ([]proposeResult, uint64) {
 	out := make([]proposeResult, len(payloads))
-	fail := func(err error) []proposeResult {
+	fail := func(err error) ([]proposeResult, uint64) {
 		for i := range out {
 			out[i].err = err
 		}
-		return out
+		return out, 0
 	}
 	if err := n.checkRunning(); err != nil {
 		return fail(err)
@@ -72,14 +73,14 @@ func (n *Node) proposeForwarded(ctx context.Context, payloads [][]byte) []propos
 	if n.raft.State() != raft.Leader {
 		return fail(ErrNotLeader)
 	}
-	results, err := n.appendAndApply(ctx, payloads)
+	results, index, err := n.appendAndApply(ctx, payloads)
 	if err != nil {
 		return fail(err)
 	}
 	for i := range out {
 		out[i].data = results[i]
 	}
-	return out
+	return out, index
 }
 
 func (n *Node) enqueue(p *proposal) error {
@@ -213,7 +214,7 @@ func (n *Node) applyLocal(batch []*proposal) (retry bool) {
 	}
 	// Not the callers' contexts: an appended entry cannot be withdrawn, and
 	// each caller stops waiting on its own.
-	results, err := n.appendAndApply(context.Background(), payloads)
+	results, _, err := n.appendAndApply(context.Background(), payloads)
 	if errors.Is(err, ErrNotLeader) {
 		return true
 	}
@@ -230,7 +231,7 @@ func (n *Node) applyLocal(batch []*proposal) (retry bool) {
 // appendAndApply appends payloads as one entry on this leader and returns
 // the state machine's results once applied here. ErrNotLeader means the
 // entry was certainly not appended.
-func (n *Node) appendAndApply(ctx context.Context, payloads [][]byte) ([][]byte, error) {
+func (n *Node) appendAndApply(ctx context.Context, payloads [][]byte) ([][]byte, uint64, error) {
 	n.appending.Add(1)
 	fut := n.raft.Apply(packPayloads(payloads), n.cfg.ElectionTimeout)
 	err := n.waitFuture(ctx, fut)
@@ -240,21 +241,21 @@ func (n *Node) appendAndApply(ctx context.Context, payloads [][]byte) ([][]byte,
 	if err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
-			return nil, fmt.Errorf("apply: %w", ErrNotLeader)
+			return nil, 0, fmt.Errorf("apply: %w", ErrNotLeader)
 		case errors.Is(err, raft.ErrLeadershipLost):
-			return nil, fmt.Errorf("apply: %w", ErrLeaderChanged)
+			return nil, 0, fmt.Errorf("apply: %w", ErrLeaderChanged)
 		case errors.Is(err, raft.ErrRaftShutdown):
-			return nil, fmt.Errorf("apply: %w", ErrStopped)
+			return nil, 0, fmt.Errorf("apply: %w", ErrStopped)
 		case errors.Is(err, raft.ErrEnqueueTimeout):
-			return nil, fmt.Errorf("apply: %w", ErrTimeout)
+			return nil, 0, fmt.Errorf("apply: %w", ErrTimeout)
 		}
-		return nil, fmt.Errorf("apply: %w", err)
+		return nil, 0, fmt.Errorf("apply: %w", err)
 	}
 	results, ok := fut.Response().([][]byte)
 	if !ok || len(results) != len(payloads) {
-		return nil, fmt.Errorf("apply entry %d: the state machine returned no results for it", fut.Index())
+		return nil, 0, fmt.Errorf("apply entry %d: the state machine returned no results for it", fut.Index())
 	}
-	return results, nil
+	return results, fut.Index(), nil
 }
 
 // nudgeCommit asks for a heartbeat round once the last entry in flight is
@@ -309,7 +310,7 @@ func (n *Node) forward(batch []*proposal, addr string, deadline time.Time) (retr
 	for i, p := range batch {
 		payloads[i] = p.payload
 	}
-	results, err := peerClient{cc}.propose(ctx, payloads)
+	results, index, err := peerClient{cc}.propose(ctx, payloads)
 	if err != nil {
 		switch {
 		case errors.Is(err, ErrNotLeader):
@@ -327,6 +328,15 @@ func (n *Node) forward(batch []*proposal, addr string, deadline time.Time) (retr
 	}
 	if allNotLeader(results) {
 		return true // the member asked has stepped down: nothing was appended
+	}
+	// Answer once this member has applied the entry too, as etcd does: a
+	// client that wrote through this member then reads its own write here,
+	// serializable reads and watches included. Bounded: the write is done
+	// whatever happens here.
+	if index > 0 {
+		wctx, wcancel := context.WithTimeout(ctx, n.cfg.ElectionTimeout)
+		_ = n.WaitApplied(wctx, index)
+		wcancel()
 	}
 	for i, p := range batch {
 		p.answer(results[i].data, results[i].err)

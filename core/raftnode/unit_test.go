@@ -149,9 +149,9 @@ func TestMemberChangeAndOutcomesCodec(t *testing.T) {
 	}
 
 	results := []proposeResult{{data: []byte("ok")}, {err: ErrLeaderChanged}, {err: errors.New("boom")}, {data: nil}}
-	back, err := decodeOutcomes(encodeOutcomes(results))
-	if err != nil || len(back) != len(results) {
-		t.Fatalf("outcomes: %v, %v", back, err)
+	back, index, err := decodeOutcomes(encodeOutcomes(results, 1<<40))
+	if err != nil || len(back) != len(results) || index != 1<<40 {
+		t.Fatalf("outcomes: %v, index %d, %v", back, index, err)
 	}
 	if string(back[0].data) != "ok" || back[0].err != nil || back[3].err != nil {
 		t.Errorf("successful outcomes: %+v", back)

@@ -42,3 +42,24 @@ func TestThreeMembersReplicateAndServeFromFollowers(t *testing.T) {
 	}
 	c.CheckConverged()
 }
+
+// TestFollowerReadsItsOwnWrites: a write answered by a follower has been
+// applied by that follower, as in etcd, so a serializable read on it right
+// after sees the write.
+func TestFollowerReadsItsOwnWrites(t *testing.T) {
+	c := agenttest.Start(t, 3, agenttest.Options{})
+	cli := c.Client(c.Follower())
+	for i := range 50 {
+		v := fmt.Sprint(i)
+		if _, err := cli.Put(t.Context(), "ryw", v); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := cli.Get(t.Context(), "ryw", clientv3.WithSerializable())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != v {
+			t.Fatalf("serializable read after put %s on the same follower saw %v", v, resp.Kvs)
+		}
+	}
+}
