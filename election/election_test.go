@@ -34,10 +34,10 @@ func waitCandidates(t *testing.T, cli *clientv3.Client, name string, n int64) {
 }
 
 func TestCampaignProclaimResign(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "election/basic")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "election/basic")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	const name = "election/basic"
-	sA, sB := newSession(t, cli, 10*time.Second), newSession(t, cli, 10*time.Second)
+	sA, sB := sessiontest.NewSession(t, cli, 10*time.Second), sessiontest.NewSession(t, cli, 10*time.Second)
 	eA, eB := election.New(sA, name), election.New(sB, name)
 
 	if _, err := eA.Leader(t.Context()); !errors.Is(err, election.ErrNoLeader) {
@@ -123,7 +123,7 @@ func TestCampaignProclaimResign(t *testing.T) {
 // TestObserveEveryChange: leaders that come and go quickly, each
 // proclaiming twice: observers see every leader and value, in order.
 func TestObserveEveryChange(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "election/observe")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "election/observe")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	const name, candidates = "election/observe", 5
 	obs := &recorder{ch: election.Observe(t.Context(), cli, name)}
@@ -134,7 +134,7 @@ func TestObserveEveryChange(t *testing.T) {
 	go0 := make(chan struct{})
 	results := make(chan error, candidates)
 	for i := range candidates {
-		s := newSession(t, cli, 10*time.Second)
+		s := sessiontest.NewSession(t, cli, 10*time.Second)
 		go func() {
 			results <- func() error {
 				l, err := election.New(s, name).Campaign(t.Context(), fmt.Sprintf("c%d", i))
@@ -187,14 +187,14 @@ func TestObserveEveryChange(t *testing.T) {
 // with the same token; observers see no change, the next candidate keeps
 // waiting.
 func TestResume(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "election/resume")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "election/resume")
 	const name = "election/resume"
 	admin := sessiontest.Client(t, cluster.Endpoints()...)
 	obs := &recorder{ch: election.Observe(t.Context(), admin, name)}
 	obs.next(t, 5*time.Second) // no leader
 
 	cli1 := sessiontest.Client(t, cluster.Endpoints()...)
-	s1 := newSession(t, cli1, 10*time.Second)
+	s1 := sessiontest.NewSession(t, cli1, 10*time.Second)
 	l1, err := election.New(s1, name).Campaign(t.Context(), "first life")
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +202,7 @@ func TestResume(t *testing.T) {
 	obs.until(t, "first life", 5*time.Second)
 	waiting := make(chan error, 1)
 	go func() {
-		_, err := election.New(newSession(t, admin, 10*time.Second), name).Campaign(t.Context(), "next")
+		_, err := election.New(sessiontest.NewSession(t, admin, 10*time.Second), name).Campaign(t.Context(), "next")
 		waiting <- err
 	}()
 	waitCandidates(t, admin, name, 2)
@@ -248,7 +248,7 @@ func TestResume(t *testing.T) {
 
 func TestEmptyName(t *testing.T) {
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
-	if _, err := election.New(newSession(t, cli, 10*time.Second), "").Campaign(t.Context(), "v"); !errors.Is(err, election.ErrEmptyName) {
+	if _, err := election.New(sessiontest.NewSession(t, cli, 10*time.Second), "").Campaign(t.Context(), "v"); !errors.Is(err, election.ErrEmptyName) {
 		t.Fatalf("Campaign with an empty name = %v, want ErrEmptyName", err)
 	}
 }

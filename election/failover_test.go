@@ -35,7 +35,7 @@ func runCandidate() int {
 		fmt.Println("error:", err)
 		return 1
 	}
-	s, err := session.New(ctx, cli, session.WithTTL(minTTL))
+	s, err := session.New(ctx, cli, session.WithTTL(sessiontest.MinTTL))
 	if err != nil {
 		fmt.Println("error:", err)
 		return 1
@@ -107,7 +107,7 @@ func (c *candidate) kill(t *testing.T) {
 // sees the next leader within TTL plus an election timeout, and all
 // observers see the same changes, in order.
 func TestLeaderProcessKilled(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "election/process-killed")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "election/process-killed")
 	eps := cluster.Endpoints()
 	var observers []*recorder
 	for _, ep := range eps[1:] {
@@ -133,7 +133,7 @@ func TestLeaderProcessKilled(t *testing.T) {
 	for _, o := range observers {
 		o.until(t, "a", 5*time.Second)
 	}
-	bound := minTTL + electionTimeout
+	bound := sessiontest.MinTTL + electionTimeout
 	for i, next := range []string{"b", "c"} {
 		killed := time.Now()
 		cands[i].kill(t)
@@ -167,7 +167,7 @@ func TestMemberKilled(t *testing.T) {
 	for _, ep := range eps[1:] {
 		observers = append(observers, &recorder{ch: election.Observe(t.Context(), sessiontest.Client(t, ep), name)})
 	}
-	sA := newSession(t, sessiontest.Client(t, eps[0]), minTTL)
+	sA := sessiontest.NewSession(t, sessiontest.Client(t, eps[0]), sessiontest.MinTTL)
 	lA, err := election.New(sA, name).Campaign(t.Context(), "a")
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +175,7 @@ func TestMemberKilled(t *testing.T) {
 	cliB := sessiontest.Client(t, eps...)
 	elected := make(chan *election.Leadership, 1)
 	go func() {
-		l, err := election.New(newSession(t, cliB, minTTL), name).Campaign(t.Context(), "b")
+		l, err := election.New(sessiontest.NewSession(t, cliB, sessiontest.MinTTL), name).Campaign(t.Context(), "b")
 		if err != nil {
 			t.Error(err)
 		}
@@ -192,7 +192,7 @@ func TestMemberKilled(t *testing.T) {
 	select {
 	case <-lA.Done():
 		took = time.Since(killed)
-	case <-time.After(minTTL + time.Second):
+	case <-time.After(sessiontest.MinTTL + time.Second):
 		t.Fatal("leader cut off from the cluster still believes it leads after its TTL")
 	}
 	t.Logf("cut-off leader's Done after %v: %v", took, lA.Err())
@@ -201,7 +201,7 @@ func TestMemberKilled(t *testing.T) {
 	// TestLeaderProcessKilled does not apply; what must hold is that the
 	// cut-off leader knew it was deposed before anyone saw its successor.
 	for j, o := range observers {
-		li := o.next(t, minTTL+electionTimeout+8*time.Second)
+		li := o.next(t, sessiontest.MinTTL+electionTimeout+8*time.Second)
 		if li.Value != "b" {
 			t.Fatalf("observer %d saw %q, want b", j, li.Value)
 		}
@@ -224,7 +224,7 @@ func TestMemberKilled(t *testing.T) {
 	for _, o := range observers {
 		o.until(t, "b2", 5*time.Second)
 	}
-	sA2 := newSession(t, sessiontest.Client(t, eps[0]), minTTL)
+	sA2 := sessiontest.NewSession(t, sessiontest.Client(t, eps[0]), sessiontest.MinTTL)
 	campaigned := make(chan error, 1)
 	go func() {
 		_, err := election.New(sA2, name).Campaign(t.Context(), "a2")

@@ -1,31 +1,14 @@
 package election_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/concordkv/concord/election"
-	"github.com/concordkv/concord/session"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// minTTL is the smallest TTL etcd grants with its default election
-// timeout, which is electionTimeout.
-const (
-	minTTL          = 2 * time.Second
-	electionTimeout = time.Second
-)
-
-func newSession(t testing.TB, cli *clientv3.Client, ttl time.Duration) *session.Session {
-	t.Helper()
-	s, err := session.New(context.Background(), cli, session.WithTTL(ttl))
-	if err != nil {
-		t.Fatalf("new session: %v", err)
-	}
-	t.Cleanup(func() { s.Close(context.Background()) })
-	return s
-}
+// electionTimeout is etcd's default, which the test clusters keep.
+const electionTimeout = time.Second
 
 // recorder collects what an observer sees.
 type recorder struct {
@@ -71,13 +54,4 @@ func values(lis []election.LeaderInfo) []string {
 		}
 	}
 	return vs
-}
-
-// fresh deletes every key under prefix, so that a test starts clean on the
-// shared cluster even when run again (-count).
-func fresh(t testing.TB, cli *clientv3.Client, prefix string) {
-	t.Helper()
-	if _, err := cli.Delete(context.Background(), prefix, clientv3.WithPrefix()); err != nil {
-		t.Fatal(err)
-	}
 }

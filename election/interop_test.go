@@ -82,7 +82,7 @@ func expectLine(t *testing.T, lines <-chan string, want string, limit time.Durat
 // TestEtcdctlElect: `etcdctl elect` candidates and this package's run in
 // one election, and `etcdctl elect -l` observes this package's leaders.
 func TestEtcdctlElect(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "election/etcdctl")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "election/etcdctl")
 	const name = "election/etcdctl"
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	obs := &recorder{ch: election.Observe(t.Context(), cli, name)}
@@ -95,7 +95,7 @@ func TestEtcdctlElect(t *testing.T) {
 		t.Fatalf("Leader = %+v, %v; want etcdctl's %s", got, err, li.Key)
 	}
 
-	e := election.New(newSession(t, cli, 10*time.Second), name)
+	e := election.New(sessiontest.NewSession(t, cli, 10*time.Second), name)
 	elected := make(chan *election.Leadership, 1)
 	go func() {
 		l, err := e.Campaign(t.Context(), "from-sdk")

@@ -1,8 +1,6 @@
 package election_test
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"testing"
 
@@ -18,18 +16,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(candidateEnv) != "" {
 		os.Exit(runCandidate()) // a child process of TestLeaderProcessKilled
 	}
-	c, stop, err := sessiontest.Start(3)
-	if errors.Is(err, sessiontest.ErrNoServer) {
-		fmt.Fprintln(os.Stderr, "skipping every test:", err)
-		os.Exit(0)
-	} else if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	cluster = c
-	code := m.Run()
-	stop()
-	os.Exit(code)
+	sessiontest.Main(m, 3, &cluster)
 }
 
 // endpoints returns the client endpoints of the shared cluster; a program

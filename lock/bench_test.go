@@ -17,7 +17,7 @@ import (
 // (each cycle then includes a hand-off to the next waiter).
 func BenchmarkMutex(b *testing.B) {
 	cli := sessiontest.Client(b, cluster.Endpoints()...)
-	s := newSession(b, cli, 30*time.Second)
+	s := sessiontest.NewSession(b, cli, 30*time.Second)
 	es, err := concurrency.NewSession(cli, concurrency.WithTTL(30))
 	if err != nil {
 		b.Fatal(err)

@@ -43,7 +43,7 @@ func TestMemberKilled(t *testing.T) {
 	var once, once3 sync.Once
 	for range goroutines {
 		cli := sessiontest.Client(t, eps...)
-		s := newSession(t, cli, 10*time.Second)
+		s := sessiontest.NewSession(t, cli, 10*time.Second)
 		wg.Go(func() {
 			m := lock.NewMutex(s, name)
 			for done := 0; done < rounds; {
@@ -90,11 +90,11 @@ func TestMemberKilled(t *testing.T) {
 
 	// Halfway, a participant on a client of member 2 only queues behind a
 	// holder, and member 2 is killed.
-	blocker := lock.NewMutex(newSession(t, admin, 10*time.Second), name)
+	blocker := lock.NewMutex(sessiontest.NewSession(t, admin, 10*time.Second), name)
 	if _, err := blocker.Lock(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	lonely := newSession(t, sessiontest.Client(t, eps[2]), minTTL)
+	lonely := sessiontest.NewSession(t, sessiontest.Client(t, eps[2]), sessiontest.MinTTL)
 	lonelyErr := make(chan error, 1)
 	go func() {
 		_, err := lock.NewMutex(lonely, name).Lock(t.Context())

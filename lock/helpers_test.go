@@ -9,23 +9,8 @@ import (
 	"time"
 
 	"github.com/concordkv/concord/lock"
-	"github.com/concordkv/concord/session"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
-
-// minTTL is the smallest TTL etcd grants with its default election
-// timeout (1s).
-const minTTL = 2 * time.Second
-
-func newSession(t testing.TB, cli *clientv3.Client, ttl time.Duration) *session.Session {
-	t.Helper()
-	s, err := session.New(context.Background(), cli, session.WithTTL(ttl))
-	if err != nil {
-		t.Fatalf("new session: %v", err)
-	}
-	t.Cleanup(func() { s.Close(context.Background()) })
-	return s
-}
 
 // within waits for done to close within limit and returns how long it took.
 func within(t testing.TB, what string, done <-chan struct{}, limit time.Duration) time.Duration {
@@ -142,13 +127,4 @@ func strictlyIncreasing(tokens []lock.Token) error {
 		}
 	}
 	return nil
-}
-
-// fresh deletes every key under prefix, so that a test starts clean on the
-// shared cluster even when run again (-count).
-func fresh(t testing.TB, cli *clientv3.Client, prefix string) {
-	t.Helper()
-	if _, err := cli.Delete(context.Background(), prefix, clientv3.WithPrefix()); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -42,11 +42,11 @@ func etcdctl(t *testing.T) string {
 // TestEtcdctlLockExcludes: `etcdctl lock NAME` (etcd's concurrency.Mutex)
 // and lock.Mutex on the same NAME exclude each other, both ways.
 func TestEtcdctlLockExcludes(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/etcdctl")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/etcdctl")
 	bin := etcdctl(t)
 	eps := strings.Join(cluster.Endpoints(), ",")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
-	s := newSession(t, cli, 10*time.Second)
+	s := sessiontest.NewSession(t, cli, 10*time.Second)
 	const name = "lock/etcdctl"
 
 	t.Run("EtcdctlHolds", func(t *testing.T) {

@@ -22,7 +22,7 @@ import (
 // by IsOwner. The counter ends exact, critical sections never overlap,
 // and the fencing tokens observed in lock order strictly increase.
 func TestMutualExclusion(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/exclusion")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/exclusion")
 	const goroutines = 20
 	rounds := 200
 	if testing.Short() {
@@ -32,7 +32,7 @@ func TestMutualExclusion(t *testing.T) {
 	eps := cluster.Endpoints()
 	var sessions []*session.Session
 	for _, ep := range eps {
-		sessions = append(sessions, newSession(t, sessiontest.Client(t, ep), 10*time.Second))
+		sessions = append(sessions, sessiontest.NewSession(t, sessiontest.Client(t, ep), 10*time.Second))
 	}
 
 	var (
@@ -88,9 +88,9 @@ func TestMutualExclusion(t *testing.T) {
 }
 
 func TestTryLock(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/trylock")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/trylock")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
-	s1, s2 := newSession(t, cli, 10*time.Second), newSession(t, cli, 10*time.Second)
+	s1, s2 := sessiontest.NewSession(t, cli, 10*time.Second), sessiontest.NewSession(t, cli, 10*time.Second)
 	const name = "lock/trylock"
 	a, b := lock.NewMutex(s1, name), lock.NewMutex(s2, name)
 	tok, err := a.TryLock(t.Context())
@@ -123,9 +123,9 @@ func TestTryLock(t *testing.T) {
 }
 
 func TestMisuse(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/misuse")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/misuse")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
-	s := newSession(t, cli, 10*time.Second)
+	s := sessiontest.NewSession(t, cli, 10*time.Second)
 	m := lock.NewMutex(s, "lock/misuse")
 	if err := m.Unlock(t.Context()); !errors.Is(err, lock.ErrNotHeld) {
 		t.Errorf("Unlock without Lock = %v, want ErrNotHeld", err)
@@ -161,9 +161,9 @@ func TestMisuse(t *testing.T) {
 // TestArrivalOrder: waiters get the lock in the order they queued, and
 // each new holder's token is above the previous one's.
 func TestArrivalOrder(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/order")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/order")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
-	s := newSession(t, cli, 10*time.Second)
+	s := sessiontest.NewSession(t, cli, 10*time.Second)
 	const name, waiters = "lock/order", 6
 	holder := lock.NewMutex(s, name)
 	first, err := holder.Lock(t.Context())
@@ -210,10 +210,10 @@ func TestArrivalOrder(t *testing.T) {
 // waiter gets the lock with a larger token, and a write fenced on the old
 // holder's IsOwner is refused.
 func TestHolderLoss(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/holder-loss")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/holder-loss")
 	eps := cluster.Endpoints()
 	cliA, cliB, admin := sessiontest.Client(t, eps[0]), sessiontest.Client(t, eps[1]), sessiontest.Client(t, eps[2])
-	sA, sB := newSession(t, cliA, 10*time.Second), newSession(t, cliB, 10*time.Second)
+	sA, sB := sessiontest.NewSession(t, cliA, 10*time.Second), sessiontest.NewSession(t, cliB, 10*time.Second)
 	const name = "lock/holder-loss"
 	a, b := lock.NewMutex(sA, name), lock.NewMutex(sB, name)
 	tokA, err := a.Lock(t.Context())
@@ -271,14 +271,14 @@ func TestHolderLoss(t *testing.T) {
 // once with ErrLost, and its key goes. (A session that expires because its
 // member is unreachable is TestMemberKilled's.)
 func TestWaiterSessionEnds(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/waiter-session-ends")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/waiter-session-ends")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	const name = "lock/waiter-session-ends"
-	holder := lock.NewMutex(newSession(t, cli, 10*time.Second), name)
+	holder := lock.NewMutex(sessiontest.NewSession(t, cli, 10*time.Second), name)
 	if _, err := holder.Lock(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	ws := newSession(t, cli, minTTL)
+	ws := sessiontest.NewSession(t, cli, sessiontest.MinTTL)
 	errc := make(chan error, 1)
 	go func() {
 		_, err := lock.NewMutex(ws, name).Lock(t.Context())
@@ -303,14 +303,14 @@ func TestWaiterSessionEnds(t *testing.T) {
 // TestWaiterRevoked: a waiter whose lease is revoked stops waiting at
 // once, not after a TTL.
 func TestWaiterRevoked(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/waiter-revoked")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/waiter-revoked")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	const name = "lock/waiter-revoked"
-	holder := lock.NewMutex(newSession(t, cli, 10*time.Second), name)
+	holder := lock.NewMutex(sessiontest.NewSession(t, cli, 10*time.Second), name)
 	if _, err := holder.Lock(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	ws := newSession(t, cli, 10*time.Second)
+	ws := sessiontest.NewSession(t, cli, 10*time.Second)
 	errc := make(chan error, 1)
 	go func() {
 		_, err := lock.NewMutex(ws, name).Lock(t.Context())
@@ -338,9 +338,9 @@ func TestWaiterRevoked(t *testing.T) {
 // TestCancelWhileWaiting: a cancelled Lock removes its key and the waiter
 // behind it moves up.
 func TestCancelWhileWaiting(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/cancel")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/cancel")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
-	s := newSession(t, cli, 10*time.Second)
+	s := sessiontest.NewSession(t, cli, 10*time.Second)
 	const name = "lock/cancel"
 	holder := lock.NewMutex(s, name)
 	if _, err := holder.Lock(t.Context()); err != nil {
@@ -384,10 +384,10 @@ func TestCancelWhileWaiting(t *testing.T) {
 // TestResume: a holder restarted with its lease takes its hold back with
 // the same token, without a gap another participant could use.
 func TestResume(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/resume")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/resume")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	const name = "lock/resume"
-	s1 := newSession(t, cli, 10*time.Second)
+	s1 := sessiontest.NewSession(t, cli, 10*time.Second)
 	m1 := lock.NewMutex(s1, name, lock.WithLeaseKey(), lock.WithValue("first life"))
 	tok, err := m1.Lock(t.Context())
 	if err != nil {
@@ -398,7 +398,7 @@ func TestResume(t *testing.T) {
 	}
 	s1.Orphan() // the process dies; its lease lives on for the TTL
 
-	other := lock.NewMutex(newSession(t, cli, 10*time.Second), name)
+	other := lock.NewMutex(sessiontest.NewSession(t, cli, 10*time.Second), name)
 	if _, err := other.TryLock(t.Context()); !errors.Is(err, lock.ErrLocked) {
 		t.Fatalf("TryLock while the dead holder's lease lives = %v, want ErrLocked", err)
 	}

@@ -12,9 +12,9 @@ import (
 )
 
 func TestRWMutexReadersShareWritersExclude(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/rw-basic")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/rw-basic")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
-	s := newSession(t, cli, 10*time.Second)
+	s := sessiontest.NewSession(t, cli, 10*time.Second)
 	const name = "lock/rw-basic"
 	r1, r2, w := lock.NewRWMutex(s, name), lock.NewRWMutex(s, name), lock.NewRWMutex(s, name)
 	if _, err := r1.RLock(t.Context()); err != nil {
@@ -59,9 +59,9 @@ func TestRWMutexReadersShareWritersExclude(t *testing.T) {
 // TestRWMutexWriterNotStarved: a reader arriving after a waiting writer
 // waits for that writer, even though the lock is only read-held.
 func TestRWMutexWriterNotStarved(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/rw-starve")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/rw-starve")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
-	s := newSession(t, cli, 10*time.Second)
+	s := sessiontest.NewSession(t, cli, 10*time.Second)
 	const name = "lock/rw-starve"
 	first := lock.NewRWMutex(s, name)
 	if _, err := first.RLock(t.Context()); err != nil {
@@ -119,9 +119,9 @@ func TestRWMutexWriterNotStarved(t *testing.T) {
 // TestRWMutexConcurrent: readers and writers at random; a writer is always
 // alone, and readers do overlap.
 func TestRWMutexConcurrent(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/rw-concurrent")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/rw-concurrent")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
-	s := newSession(t, cli, 10*time.Second)
+	s := sessiontest.NewSession(t, cli, 10*time.Second)
 	const name, participants, rounds = "lock/rw-concurrent", 8, 10
 	var readers, writers, maxReaders atomic.Int32
 	var tokensMu sync.Mutex // the race detector cannot see the lock's exclusion

@@ -17,7 +17,7 @@ import (
 // TestBarrierReleasesAllAtOnce: no waiter passes while the barrier is up,
 // and all pass once it is released.
 func TestBarrierReleasesAllAtOnce(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/barrier")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/barrier")
 	eps := cluster.Endpoints()
 	const name, waiters = "recipes/barrier", 6
 	b := recipes.NewBarrier(sessiontest.Client(t, eps...), name)
@@ -102,10 +102,10 @@ func doubleRound(t *testing.T, sessions []*session.Session, name string, count i
 }
 
 func TestDoubleBarrier(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/double")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/double")
 	var sessions []*session.Session
 	for _, ep := range cluster.Endpoints() {
-		sessions = append(sessions, newSession(t, sessiontest.Client(t, ep), 10*time.Second))
+		sessions = append(sessions, sessiontest.NewSession(t, sessiontest.Client(t, ep), 10*time.Second))
 	}
 	const name, count = "recipes/double", 5
 	for round := range 2 { // the barrier is reusable
@@ -120,11 +120,11 @@ func TestDoubleBarrier(t *testing.T) {
 // refused, and one whose session ends while entering drops out, its place
 // taken by another.
 func TestDoubleBarrierFullAndDropout(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/double-full")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/double-full")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	const name, count = "recipes/double-full", 3
-	s := newSession(t, cli, 10*time.Second)
-	doomed := newSession(t, cli, 10*time.Second)
+	s := sessiontest.NewSession(t, cli, 10*time.Second)
+	doomed := sessiontest.NewSession(t, cli, 10*time.Second)
 	errs := make(chan error, count+1)
 	enter := func(s *session.Session) *recipes.DoubleBarrier {
 		b := recipes.NewDoubleBarrier(s, name, count)

@@ -9,7 +9,7 @@ import (
 )
 
 func TestCounterConcurrentAdd(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/counter")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/counter")
 	eps := cluster.Endpoints()
 	const name, goroutines, adds = "recipes/counter", 4, 20
 	var wg sync.WaitGroup
@@ -35,7 +35,7 @@ func TestCounterConcurrentAdd(t *testing.T) {
 }
 
 func TestCounterCompareAndSet(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/cas")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/cas")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	c := recipes.NewCounter(cli, "recipes/cas")
 	if v, err := c.Get(t.Context()); err != nil || v != 0 {

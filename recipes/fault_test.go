@@ -64,8 +64,8 @@ func TestMemberKilled(t *testing.T) {
 
 	t.Run("Semaphore", func(t *testing.T) {
 		sessions := []*session.Session{
-			newSession(t, sessiontest.Client(t, eps...), 10*time.Second),
-			newSession(t, sessiontest.Client(t, eps...), 10*time.Second),
+			sessiontest.NewSession(t, sessiontest.Client(t, eps...), 10*time.Second),
+			sessiontest.NewSession(t, sessiontest.Client(t, eps...), 10*time.Second),
 		}
 		const limit, participants = 2, 6
 		rounds := scale(12)
@@ -249,7 +249,7 @@ func TestMemberKilled(t *testing.T) {
 		var wg sync.WaitGroup
 		killed := make(chan struct{})
 		for p := range count {
-			b := recipes.NewDoubleBarrier(newSession(t, sessiontest.Client(t, eps...), 10*time.Second), name, count)
+			b := recipes.NewDoubleBarrier(sessiontest.NewSession(t, sessiontest.Client(t, eps...), 10*time.Second), name, count)
 			wg.Go(func() {
 				if p == count-1 {
 					<-killed // the last enters after the kill
@@ -278,11 +278,11 @@ func TestMemberKilled(t *testing.T) {
 		g := recipes.NewGroup(sessiontest.Client(t, eps...), name)
 		w := viewer{g.Watch(t.Context())}
 		w.expect(t, nil, nil, nil, nil)
-		if _, err := g.Join(t.Context(), newSession(t, sessiontest.Client(t, eps...), 10*time.Second), "steady", ""); err != nil {
+		if _, err := g.Join(t.Context(), sessiontest.NewSession(t, sessiontest.Client(t, eps...), 10*time.Second), "steady", ""); err != nil {
 			t.Fatal(err)
 		}
 		w.expect(t, []string{"steady"}, []string{"steady"}, nil, nil)
-		cut := newSession(t, sessiontest.Client(t, eps[0]), minTTL)
+		cut := sessiontest.NewSession(t, sessiontest.Client(t, eps[0]), sessiontest.MinTTL)
 		m, err := g.Join(t.Context(), cut, "cut-off", "")
 		if err != nil {
 			t.Fatal(err)
@@ -293,12 +293,12 @@ func TestMemberKilled(t *testing.T) {
 		select {
 		case <-m.Done():
 			t.Logf("cut-off member's Done after %v: %v", time.Since(killedAt), m.Err())
-		case <-time.After(minTTL + time.Second):
+		case <-time.After(sessiontest.MinTTL + time.Second):
 			t.Fatal("member cut off from the cluster still believes it is a member")
 		}
 		w.expect(t, []string{"steady"}, nil, nil, []string{"cut-off"})
 		restart(t, 0)
-		if _, err := g.Join(t.Context(), newSession(t, sessiontest.Client(t, eps[0]), minTTL), "cut-off", "back"); err != nil {
+		if _, err := g.Join(t.Context(), sessiontest.NewSession(t, sessiontest.Client(t, eps[0]), sessiontest.MinTTL), "cut-off", "back"); err != nil {
 			t.Fatal(err)
 		}
 		w.expect(t, []string{"cut-off", "steady"}, []string{"cut-off"}, nil, nil)

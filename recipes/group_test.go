@@ -52,14 +52,14 @@ func (v viewer) expect(t *testing.T, members, joined, updated, left []string) re
 // TestGroupMembership: joins, an update, a leave and a lost session, as
 // seen by Members and by a watcher, in order.
 func TestGroupMembership(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/group")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/group")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	const name = "recipes/group"
 	g := recipes.NewGroup(cli, name)
 	w := viewer{g.Watch(t.Context())}
 	w.expect(t, nil, nil, nil, nil)
 
-	sa, sb, sc := newSession(t, cli, 10*time.Second), newSession(t, cli, 10*time.Second), newSession(t, cli, 10*time.Second)
+	sa, sb, sc := sessiontest.NewSession(t, cli, 10*time.Second), sessiontest.NewSession(t, cli, 10*time.Second), sessiontest.NewSession(t, cli, 10*time.Second)
 	a, err := g.Join(t.Context(), sa, "a", "10.0.0.1")
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 )
 
 func TestQueueFIFO(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/fifo")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/fifo")
 	q := recipes.NewQueue(sessiontest.Client(t, cluster.Endpoints()...), "recipes/fifo")
 	const n = 30
 	for i := range n {
@@ -41,7 +41,7 @@ func TestQueueFIFO(t *testing.T) {
 }
 
 func TestQueueDequeueWaits(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/fifo-wait")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/fifo-wait")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	q := recipes.NewQueue(cli, "recipes/fifo-wait")
 	got := make(chan string, 1)
@@ -136,7 +136,7 @@ func checkExactlyOnce(t *testing.T, got [][]string, producers, perProducer int) 
 }
 
 func TestQueueConcurrent(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/fifo-concurrent")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/fifo-concurrent")
 	eps := cluster.Endpoints()
 	const name, producers, perProducer, consumers = "recipes/fifo-concurrent", 3, 30, 3
 	var wg sync.WaitGroup
@@ -160,7 +160,7 @@ func TestQueueConcurrent(t *testing.T) {
 }
 
 func TestPriorityQueueOrder(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/prio")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/prio")
 	q := recipes.NewPriorityQueue(sessiontest.Client(t, cluster.Endpoints()...), "recipes/prio")
 	type item struct {
 		prio uint16
@@ -190,7 +190,7 @@ func TestPriorityQueueOrder(t *testing.T) {
 }
 
 func TestPriorityQueueConcurrent(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/prio-concurrent")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/prio-concurrent")
 	eps := cluster.Endpoints()
 	const name, producers, perProducer, consumers = "recipes/prio-concurrent", 3, 20, 3
 	var wg sync.WaitGroup

@@ -74,10 +74,10 @@ func churn(t *testing.T, sessions []*session.Session, name string, limit, partic
 }
 
 func TestSemaphoreLimit(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/sem-limit")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/sem-limit")
 	var sessions []*session.Session
 	for _, ep := range cluster.Endpoints() {
-		sessions = append(sessions, newSession(t, sessiontest.Client(t, ep), 10*time.Second))
+		sessions = append(sessions, sessiontest.NewSession(t, sessiontest.Client(t, ep), 10*time.Second))
 	}
 	const name, limit, participants, rounds = "recipes/sem-limit", 3, 10, 5
 	h, done := churn(t, sessions, name, limit, participants, rounds, false, nil)
@@ -94,9 +94,9 @@ func TestSemaphoreLimit(t *testing.T) {
 }
 
 func TestSemaphoreTryAcquireAndFencing(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/sem-try")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/sem-try")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
-	s := newSession(t, cli, 10*time.Second)
+	s := sessiontest.NewSession(t, cli, 10*time.Second)
 	const name = "recipes/sem-try"
 	a, b, c := recipes.NewSemaphore(s, name, 2), recipes.NewSemaphore(s, name, 2), recipes.NewSemaphore(s, name, 2)
 	for _, sem := range []*recipes.Semaphore{a, b} {
@@ -141,9 +141,9 @@ func TestSemaphoreTryAcquireAndFencing(t *testing.T) {
 // admits the next waiter in order: the chain of watches hands over without
 // anyone watching everyone.
 func TestSemaphoreOrderAndHandOver(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/sem-order")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/sem-order")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
-	s := newSession(t, cli, 10*time.Second)
+	s := sessiontest.NewSession(t, cli, 10*time.Second)
 	const name = "recipes/sem-order"
 	h1, h2 := recipes.NewSemaphore(s, name, 2), recipes.NewSemaphore(s, name, 2)
 	for _, h := range []*recipes.Semaphore{h1, h2} {
@@ -212,15 +212,15 @@ func TestSemaphoreOrderAndHandOver(t *testing.T) {
 // TestSemaphoreHolderLoss: a holder whose lease is revoked loses its
 // permit at once, and the waiter gets it.
 func TestSemaphoreHolderLoss(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/sem-loss")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/sem-loss")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	const name = "recipes/sem-loss"
-	sa := newSession(t, cli, 10*time.Second)
+	sa := sessiontest.NewSession(t, cli, 10*time.Second)
 	a := recipes.NewSemaphore(sa, name, 1)
 	if err := a.Acquire(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	b := recipes.NewSemaphore(newSession(t, cli, 10*time.Second), name, 1)
+	b := recipes.NewSemaphore(sessiontest.NewSession(t, cli, 10*time.Second), name, 1)
 	got := make(chan error, 1)
 	go func() { got <- b.Acquire(t.Context()) }()
 	waitKeys(t, cli, name+"/", 2)

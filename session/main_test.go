@@ -1,9 +1,6 @@
 package session_test
 
 import (
-	"errors"
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/concordkv/concord/internal/testcluster"
@@ -15,18 +12,7 @@ import (
 var cluster *testcluster.Cluster
 
 func TestMain(m *testing.M) {
-	c, stop, err := sessiontest.Start(3)
-	if errors.Is(err, sessiontest.ErrNoServer) {
-		fmt.Fprintln(os.Stderr, "skipping every test:", err)
-		os.Exit(0)
-	} else if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	cluster = c
-	code := m.Run()
-	stop()
-	os.Exit(code)
+	sessiontest.Main(m, 3, &cluster)
 }
 
 // endpoints returns the client endpoints of the shared cluster; a program

@@ -12,10 +12,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// minTTL is the smallest TTL etcd grants with its default election
-// timeout (1s): 1.5 election timeouts, rounded up.
-const minTTL = 2 * time.Second
-
 func newSession(t *testing.T, cli *clientv3.Client, opts ...session.Option) *session.Session {
 	t.Helper()
 	s, err := session.New(t.Context(), cli, opts...)
@@ -40,15 +36,6 @@ func waitDone(t *testing.T, what string, done <-chan struct{}, limit time.Durati
 	}
 }
 
-// fresh deletes every key under prefix, so that a test starts clean on the
-// shared cluster even when run again (-count).
-func fresh(t testing.TB, cli *clientv3.Client, prefix string) {
-	t.Helper()
-	if _, err := cli.Delete(context.Background(), prefix, clientv3.WithPrefix()); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func leaseTTL(t *testing.T, cli *clientv3.Client, id clientv3.LeaseID) int64 {
 	t.Helper()
 	resp, err := cli.TimeToLive(t.Context(), id)
@@ -59,7 +46,7 @@ func leaseTTL(t *testing.T, cli *clientv3.Client, id clientv3.LeaseID) int64 {
 }
 
 func TestNewGrantsAndCloseRevokes(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "session/close/")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "session/close/")
 	cli := sessiontest.Client(t, endpoints()...)
 	s := newSession(t, cli, session.WithTTL(5500*time.Millisecond))
 	if s.TTL() != 6*time.Second {
@@ -123,9 +110,9 @@ func TestRevokedElsewhereEndsSession(t *testing.T) {
 }
 
 func TestOrphanAndResume(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "session/orphan/")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "session/orphan/")
 	cli := sessiontest.Client(t, endpoints()...)
-	s := newSession(t, cli, session.WithTTL(minTTL))
+	s := newSession(t, cli, session.WithTTL(sessiontest.MinTTL))
 	if _, err := cli.Put(t.Context(), "session/orphan/k", "v", clientv3.WithLease(s.Lease())); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +156,7 @@ func TestClientCloseEndsSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := session.New(t.Context(), cli, session.WithTTL(minTTL))
+	s, err := session.New(t.Context(), cli, session.WithTTL(sessiontest.MinTTL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +168,7 @@ func TestClientCloseEndsSession(t *testing.T) {
 }
 
 func TestHold(t *testing.T) {
-	fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "session/hold/")
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "session/hold/")
 	cli := sessiontest.Client(t, endpoints()...)
 	s := newSession(t, cli, session.WithTTL(10*time.Second))
 	put := func(key string) (int64, int64) {
@@ -274,8 +261,8 @@ func TestMemberKilled(t *testing.T) {
 	eps := c.Endpoints()
 	all := sessiontest.Client(t, eps...)
 	only0 := sessiontest.Client(t, eps[0])
-	survivor := newSession(t, all, session.WithTTL(minTTL))
-	doomed := newSession(t, only0, session.WithTTL(minTTL))
+	survivor := newSession(t, all, session.WithTTL(sessiontest.MinTTL))
+	doomed := newSession(t, only0, session.WithTTL(sessiontest.MinTTL))
 	if _, err := all.Put(t.Context(), "session/kill/k", "", clientv3.WithLease(survivor.Lease())); err != nil {
 		t.Fatal(err)
 	}

@@ -229,6 +229,27 @@ func (o *globalOptions) clientOf(cmd *cobra.Command, endpoints []string) (*clien
 	return cli, nil
 }
 
+// request runs one request on a client of the --endpoints, bounded by
+// --command-timeout.
+func request[T any](o *globalOptions, cmd *cobra.Command, req func(context.Context, *clientv3.Client) (T, error)) (T, error) {
+	cli, err := o.client(cmd)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	defer cli.Close()
+	ctx, cancel := o.commandCtx(cmd)
+	defer cancel()
+	return req(ctx, cli)
+}
+
+// do sends op as one request (see request).
+func (o *globalOptions) do(cmd *cobra.Command, op clientv3.Op) (clientv3.OpResponse, error) {
+	return request(o, cmd, func(ctx context.Context, cli *clientv3.Client) (clientv3.OpResponse, error) {
+		return cli.Do(ctx, op)
+	})
+}
+
 // commandCtx bounds one short request by --command-timeout; an interrupt
 // (the command's context) ends it too.
 func (o *globalOptions) commandCtx(cmd *cobra.Command) (context.Context, context.CancelFunc) {

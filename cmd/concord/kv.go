@@ -99,14 +99,7 @@ When <value> begins with '-', put "--" before the arguments:
 			if err != nil {
 				return err
 			}
-			cli, err := o.client(cmd)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := o.commandCtx(cmd)
-			defer cancel()
-			resp, err := cli.Do(ctx, op)
+			resp, err := o.do(cmd, op)
 			if err != nil {
 				return err
 			}
@@ -279,14 +272,7 @@ func newGetCommand(o *globalOptions) *cobra.Command {
 				}
 				sp.valueOnly = true
 			}
-			cli, err := o.client(cmd)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := o.commandCtx(cmd)
-			defer cancel()
-			resp, err := cli.Do(ctx, op)
+			resp, err := o.do(cmd, op)
 			if err != nil {
 				return err
 			}
@@ -362,14 +348,7 @@ func newDelCommand(o *globalOptions) *cobra.Command {
 					return errors.New("range delete interrupted: nothing was deleted")
 				}
 			}
-			cli, err := o.client(cmd)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := o.commandCtx(cmd)
-			defer cancel()
-			resp, err := cli.Do(ctx, op)
+			resp, err := o.do(cmd, op)
 			if err != nil {
 				return err
 			}

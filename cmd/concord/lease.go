@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 
@@ -50,14 +51,9 @@ func newLeaseGrantCommand(o *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cli, err := o.client(cmd)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := o.commandCtx(cmd)
-			defer cancel()
-			resp, err := cli.Grant(ctx, ttl)
+			resp, err := request(o, cmd, func(ctx context.Context, cli *clientv3.Client) (*clientv3.LeaseGrantResponse, error) {
+				return cli.Grant(ctx, ttl)
+			})
 			if err != nil {
 				return fmt.Errorf("failed to grant lease (%w)", err)
 			}
@@ -82,14 +78,9 @@ func newLeaseRevokeCommand(o *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cli, err := o.client(cmd)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := o.commandCtx(cmd)
-			defer cancel()
-			resp, err := cli.Revoke(ctx, id)
+			resp, err := request(o, cmd, func(ctx context.Context, cli *clientv3.Client) (*clientv3.LeaseRevokeResponse, error) {
+				return cli.Revoke(ctx, id)
+			})
 			if err != nil {
 				return fmt.Errorf("failed to revoke lease (%w)", err)
 			}
@@ -149,14 +140,9 @@ func newLeaseListCommand(o *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cli, err := o.client(cmd)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := o.commandCtx(cmd)
-			defer cancel()
-			resp, err := cli.Leases(ctx)
+			resp, err := request(o, cmd, func(ctx context.Context, cli *clientv3.Client) (*clientv3.LeaseLeasesResponse, error) {
+				return cli.Leases(ctx)
+			})
 			if err != nil {
 				return withCode(exitBadConnection, err)
 			}

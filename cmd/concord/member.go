@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -126,14 +127,9 @@ func newMemberRemoveCommand(o *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cli, err := o.client(cmd)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := o.commandCtx(cmd)
-			defer cancel()
-			resp, err := cli.MemberRemove(ctx, id)
+			resp, err := request(o, cmd, func(ctx context.Context, cli *clientv3.Client) (*clientv3.MemberRemoveResponse, error) {
+				return cli.MemberRemove(ctx, id)
+			})
 			if err != nil {
 				return err
 			}
@@ -162,14 +158,9 @@ func newMemberUpdateCommand(o *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cli, err := o.client(cmd)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := o.commandCtx(cmd)
-			defer cancel()
-			resp, err := cli.MemberUpdate(ctx, id, strings.Split(peerURLs, ","))
+			resp, err := request(o, cmd, func(ctx context.Context, cli *clientv3.Client) (*clientv3.MemberUpdateResponse, error) {
+				return cli.MemberUpdate(ctx, id, strings.Split(peerURLs, ","))
+			})
 			if err != nil {
 				return err
 			}
@@ -203,14 +194,9 @@ The items in the lists are ID, Status, Name, Peer Addrs, Client Addrs, Is Learne
 			if err != nil {
 				return err
 			}
-			cli, err := o.client(cmd)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := o.commandCtx(cmd)
-			defer cancel()
-			resp, err := cli.MemberList(ctx, opts...)
+			resp, err := request(o, cmd, func(ctx context.Context, cli *clientv3.Client) (*clientv3.MemberListResponse, error) {
+				return cli.MemberList(ctx, opts...)
+			})
 			if err != nil {
 				return err
 			}
@@ -237,14 +223,9 @@ func newMemberPromoteCommand(o *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cli, err := o.client(cmd)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := o.commandCtx(cmd)
-			defer cancel()
-			resp, err := cli.MemberPromote(ctx, id)
+			resp, err := request(o, cmd, func(ctx context.Context, cli *clientv3.Client) (*clientv3.MemberPromoteResponse, error) {
+				return cli.MemberPromote(ctx, id)
+			})
 			if err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@
 package sessiontest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/concordkv/concord/internal/testcluster"
+	"github.com/concordkv/concord/session"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -44,6 +46,24 @@ func Start(size int) (*testcluster.Cluster, func(), error) {
 	return c, tb.cleanup, nil
 }
 
+// Main is a whole TestMain: it starts a cluster of size members, stores
+// it in *cluster for the tests, runs them, stops the cluster and exits
+// with the tests' code. Without a server binary every test is skipped.
+func Main(m *testing.M, size int, cluster **testcluster.Cluster) {
+	c, stop, err := Start(size)
+	if errors.Is(err, ErrNoServer) {
+		fmt.Fprintln(os.Stderr, "skipping every test:", err)
+		os.Exit(0)
+	} else if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*cluster = c
+	code := m.Run()
+	stop()
+	os.Exit(code)
+}
+
 // Client returns a client of endpoints closed when t ends.
 func Client(t testing.TB, endpoints ...string) *clientv3.Client {
 	t.Helper()
@@ -53,6 +73,30 @@ func Client(t testing.TB, endpoints ...string) *clientv3.Client {
 	}
 	t.Cleanup(func() { cli.Close() })
 	return cli
+}
+
+// MinTTL is the smallest session TTL etcd grants with its default
+// election timeout (1s).
+const MinTTL = 2 * time.Second
+
+// NewSession starts a session of ttl on cli, closed when t ends.
+func NewSession(t testing.TB, cli *clientv3.Client, ttl time.Duration) *session.Session {
+	t.Helper()
+	s, err := session.New(context.Background(), cli, session.WithTTL(ttl))
+	if err != nil {
+		t.Fatalf("new session: %v", err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s
+}
+
+// Fresh deletes every key under prefix, so that a test starts clean on the
+// shared cluster even when run again (-count).
+func Fresh(t testing.TB, cli *clientv3.Client, prefix string) {
+	t.Helper()
+	if _, err := cli.Delete(context.Background(), prefix, clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // mainTB implements the part of testing.TB that testcluster uses; any
