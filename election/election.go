@@ -8,6 +8,7 @@ import (
 
 	"github.com/concordkv/concord/lock"
 	"github.com/concordkv/concord/session"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -92,7 +93,7 @@ func (e *Election) enter(ctx context.Context, value string, resume bool) (*Leade
 	}
 	var l *Leadership
 	if err == nil {
-		l = &Leadership{e: e, m: m, key: m.Key(), token: m.Token(), value: value}
+		l = &Leadership{e: e, m: m, key: m.Key(), token: m.Token(), header: m.Header(), value: value}
 	}
 	e.mu.Lock()
 	e.entering, e.current = false, l
@@ -142,10 +143,11 @@ func (e *Election) Observe(ctx context.Context) <-chan LeaderInfo {
 // Leadership is a won election: valid until Resign, or until Done closes.
 // Its methods are safe for concurrent use.
 type Leadership struct {
-	e     *Election
-	m     *lock.Mutex
-	key   string
-	token lock.Token
+	e      *Election
+	m      *lock.Mutex
+	key    string
+	token  lock.Token
+	header *pb.ResponseHeader
 
 	mu    sync.Mutex // guards value
 	value string
@@ -154,6 +156,10 @@ type Leadership struct {
 // Token returns the leadership's fencing token, the create revision of the
 // leader's key: strictly increasing across successive leaders.
 func (l *Leadership) Token() lock.Token { return l.token }
+
+// Header returns the header of the response that showed this candidate
+// leading: it led at the header's revision.
+func (l *Leadership) Header() *pb.ResponseHeader { return l.header }
 
 // Key returns the leader's key, NAME/<lease-hex>.
 func (l *Leadership) Key() string { return l.key }

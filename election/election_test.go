@@ -50,6 +50,9 @@ func TestCampaignProclaimResign(t *testing.T) {
 	if want := fmt.Sprintf("%s/%x", name, int64(sA.Lease())); lA.Key() != want || lA.Value() != "a" || lA.Token() <= 0 {
 		t.Fatalf("leadership key %q value %q token %d; want key %q value a", lA.Key(), lA.Value(), lA.Token(), want)
 	}
+	if h := lA.Header(); h == nil || h.Revision != int64(lA.Token()) {
+		t.Fatalf("leadership header %v, want revision %d (an uncontested win is the key's creation)", h, lA.Token())
+	}
 	li, err := election.Leader(t.Context(), cli, name)
 	if err != nil || li.Value != "a" || li.Token != lA.Token() || li.Lease != sA.Lease() || li.Key != lA.Key() {
 		t.Fatalf("Leader = %+v, %v", li, err)

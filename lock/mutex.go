@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/concordkv/concord/session"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -110,6 +111,11 @@ func (m *Mutex) IsOwner() clientv3.Cmp { return m.p.isOwner() }
 
 // Token returns the current hold's fencing token, 0 without a hold.
 func (m *Mutex) Token() Token { return m.p.token() }
+
+// Header returns the header of the response that showed the current hold
+// first in the lock's queue (the lock was held at its revision), as etcd's
+// concurrency.Mutex does; nil without a hold.
+func (m *Mutex) Header() *pb.ResponseHeader { return m.p.header() }
 
 // Key returns the current hold's key, "" without a hold.
 func (m *Mutex) Key() string { return m.p.key() }

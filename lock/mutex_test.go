@@ -100,6 +100,9 @@ func TestTryLock(t *testing.T) {
 	if a.Token() != tok || !strings.HasPrefix(a.Key(), name+"/") || a.Err() != nil {
 		t.Fatalf("after TryLock: token %d key %q err %v", a.Token(), a.Key(), a.Err())
 	}
+	if h := a.Header(); h == nil || h.Revision != int64(tok) {
+		t.Fatalf("after TryLock: header %v, want revision %d (the key's creation)", h, tok)
+	}
 	if _, err := b.TryLock(t.Context()); !errors.Is(err, lock.ErrLocked) {
 		t.Fatalf("TryLock of a held lock = %v, want ErrLocked", err)
 	}
@@ -116,6 +119,9 @@ func TestTryLock(t *testing.T) {
 	tok2, err := b.TryLock(t.Context())
 	if err != nil || tok2 <= tok {
 		t.Fatalf("TryLock after Unlock = %d, %v; want a token above %d", tok2, err, tok)
+	}
+	if a.Header() != nil {
+		t.Fatalf("header %v after Unlock, want nil", a.Header())
 	}
 	if err := b.Unlock(t.Context()); err != nil {
 		t.Fatal(err)
@@ -182,6 +188,11 @@ func TestArrivalOrder(t *testing.T) {
 				return
 			}
 			tokens[i] = tok
+			// It led once its predecessor's key was deleted, after its own
+			// key was created.
+			if h := m.Header(); h == nil || h.Revision <= int64(tok) {
+				t.Errorf("waiter %d: header %v, want a revision above its token %d", i, h, tok)
+			}
 			order <- i
 			if err := m.Unlock(t.Context()); err != nil {
 				t.Errorf("waiter %d: unlock: %v", i, err)

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/concordkv/concord/session"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -198,6 +199,13 @@ func (p *participant) token() Token {
 		return e.token()
 	}
 	return 0
+}
+
+func (p *participant) header() *pb.ResponseHeader {
+	if e := p.current(); e != nil {
+		return e.header
+	}
+	return nil
 }
 
 func (p *participant) key() string {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/concordkv/concord/session"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -24,6 +25,9 @@ type entry struct {
 	hold       *session.Hold
 	waitPrefix string // the keys this entry waits for
 	write      bool   // RWMutex: a write entry
+	// header is the header of the response that showed the entry first in
+	// its queue: the lock was held at its revision.
+	header *pb.ResponseHeader
 
 	releaseFailed bool // a release request failed; touched only by the busy call
 }
@@ -107,6 +111,9 @@ func enqueue(ctx context.Context, s *session.Session, key, value, waitPrefix str
 	owner := resp.Responses[1].GetResponseRange().Kvs
 	first = len(owner) == 0 || owner[0].CreateRevision >= rev
 	e = &entry{s: s, hold: s.Hold(key, rev, resp.Header.Revision), waitPrefix: waitPrefix}
+	if first {
+		e.header = resp.Header
+	}
 	return e, first, nil
 }
 
@@ -156,6 +163,7 @@ func (e *entry) waitTurnLoop(ctx context.Context) error {
 		}
 		kvs := resp.Responses[0].GetResponseRange().Kvs
 		if len(kvs) == 0 {
+			e.header = resp.Header
 			return nil
 		}
 		if err := e.waitDeleted(ctx, string(kvs[0].Key), resp.Header.Revision); err != nil {

@@ -38,20 +38,9 @@ func (es *electionServer) Campaign(ctx context.Context, req *epb.CampaignRequest
 	if err != nil {
 		return nil, s.grpcError(ctx, "campaign", err)
 	}
-	resp, err := s.cli.Txn(ctx).If(l.IsLeader()).Then(clientv3.OpGet(l.Key())).Commit()
-	if err != nil || !resp.Succeeded {
-		// A caller told "no" must not be left leading: resign (best
-		// effort; the lease's end does it otherwise).
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
-		l.Resign(rctx)
-		cancel()
-		if err == nil {
-			return nil, errNotLeader
-		}
-		return nil, s.grpcError(ctx, "campaign", err)
-	}
+	// Led at the header's revision, as etcd's answer says.
 	return &epb.CampaignResponse{
-		Header: resp.Header,
+		Header: l.Header(),
 		Leader: &epb.LeaderKey{
 			Name:  req.Name,
 			Key:   []byte(l.Key()),

@@ -3,7 +3,6 @@ package concurrencyapi
 import (
 	"context"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
 
 	"github.com/concordkv/concord/lock"
@@ -39,20 +38,8 @@ func (ls *lockServer) Lock(ctx context.Context, req *v3lockpb.LockRequest) (*v3l
 	if _, err := m.Lock(ctx); err != nil {
 		return nil, s.grpcError(ctx, "lock", err)
 	}
-	// Confirmed held at the answer's revision, as etcd's answer is.
-	resp, err := s.cli.Txn(ctx).If(m.IsOwner()).Then(clientv3.OpGet(m.Key())).Commit()
-	if err == nil && !resp.Succeeded {
-		err = lock.ErrLost
-	}
-	if err != nil {
-		// A caller told "no" must not be left holding: release (best
-		// effort; the lease's end releases it otherwise).
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
-		m.Unlock(uctx)
-		cancel()
-		return nil, s.grpcError(ctx, "lock", err)
-	}
-	return &v3lockpb.LockResponse{Header: resp.Header, Key: []byte(m.Key())}, nil
+	// Held at the header's revision, as etcd's answer is.
+	return &v3lockpb.LockResponse{Header: m.Header(), Key: []byte(m.Key())}, nil
 }
 
 // Unlock deletes the key a Lock call answered, as etcd's does; unlocking a

@@ -32,10 +32,6 @@ var (
 	errMissingLeaderKey = status.Error(codes.Unknown, `"leader" field must be provided`)
 )
 
-// releaseTimeout bounds the release of a lock or leadership won by a call
-// that then failed to answer.
-const releaseTimeout = 5 * time.Second
-
 // errStopping is the cause given to the calls Stop ends.
 var errStopping = errors.New("concurrencyapi: service stopping")
 
