@@ -57,9 +57,9 @@
 //   - Observe reports a change of leader or of its value, not a re-put of
 //     the same value, and also a leader that lasted one revision (etcd's
 //     follows only the current leader's key and can miss it).
-//   - A Lock or Campaign that won but cannot answer (the caller left, the
-//     confirming read failed) releases what it won, so that nobody holds
-//     a lock its caller was told it did not get; etcd leaves it held.
+//   - A Lock or Campaign that won after its caller left releases what it
+//     won, so that nobody holds a lock its caller was told it did not get;
+//     etcd leaves it held.
 //   - Stop ends waiting calls with etcd's "etcdserver: server stopped"
 //     (Unavailable), so that the member's gRPC server can stop gracefully;
 //     a waiter's key is deleted before its call returns.

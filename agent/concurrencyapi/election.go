@@ -38,6 +38,10 @@ func (es *electionServer) Campaign(ctx context.Context, req *epb.CampaignRequest
 	if err != nil {
 		return nil, s.grpcError(ctx, "campaign", err)
 	}
+	if ctx.Err() != nil {
+		release(ctx, l.Resign)
+		return nil, s.grpcError(ctx, "campaign", context.Cause(ctx))
+	}
 	// Led at the header's revision, as etcd's answer says.
 	return &epb.CampaignResponse{
 		Header: l.Header(),

@@ -38,6 +38,10 @@ func (ls *lockServer) Lock(ctx context.Context, req *v3lockpb.LockRequest) (*v3l
 	if _, err := m.Lock(ctx); err != nil {
 		return nil, s.grpcError(ctx, "lock", err)
 	}
+	if ctx.Err() != nil {
+		release(ctx, m.Unlock)
+		return nil, s.grpcError(ctx, "lock", context.Cause(ctx))
+	}
 	// Held at the header's revision, as etcd's answer is.
 	return &v3lockpb.LockResponse{Header: m.Header(), Key: []byte(m.Key())}, nil
 }

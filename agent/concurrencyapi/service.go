@@ -32,6 +32,18 @@ var (
 	errMissingLeaderKey = status.Error(codes.Unknown, `"leader" field must be provided`)
 )
 
+// release gives up, best effort, what a call won when its caller left
+// meanwhile (a Lock's hold, a Campaign's leadership): a caller told "no"
+// must not be left holding. Without it the lease's end would release it.
+func release(ctx context.Context, giveUp func(context.Context) error) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	giveUp(rctx)
+}
+
+// releaseTimeout bounds release.
+const releaseTimeout = 5 * time.Second
+
 // errStopping is the cause given to the calls Stop ends.
 var errStopping = errors.New("concurrencyapi: service stopping")
 
