@@ -40,6 +40,7 @@ var grpcErrors = []struct {
 	{raftnode.ErrTimeout, rpctypes.ErrGRPCTimeout},
 	{raftnode.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
 	{raftnode.ErrBadTransferee, rpctypes.ErrGRPCBadLeaderTransferee},
+	{raftnode.ErrUnhealthy, rpctypes.ErrGRPCUnhealthy},
 
 	{server.ErrRequestTooLarge, rpctypes.ErrGRPCRequestTooLarge},
 	{server.ErrMemberNotFound, rpctypes.ErrGRPCMemberNotFound},

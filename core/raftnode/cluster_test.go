@@ -35,6 +35,7 @@ type clusterOptions struct {
 	walSegmentSize    int
 	heartbeat         time.Duration // default testHeartbeat
 	election          time.Duration // default testElection
+	strict            bool          // StrictReconfigCheck, with a short contact window
 }
 
 // testCluster is an in-process cluster over loopback TCP through a
@@ -144,6 +145,10 @@ func (c *testCluster) config(m *testMember) Config {
 	}
 	cfg.Logger = c.opts.logger
 	cfg.walSegmentSize = c.opts.walSegmentSize
+	if c.opts.strict {
+		cfg.StrictReconfigCheck = true
+		cfg.contactWindow = strictContactWindow
+	}
 	if c.opts.onLeaderChange != nil {
 		cfg.OnLeaderChange = c.opts.onLeaderChange(m.id)
 	}

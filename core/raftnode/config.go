@@ -79,6 +79,15 @@ type Config struct {
 	// directory keeps the kind it was created with; Open refuses a mismatch.
 	LogStore LogStoreKind
 
+	// StrictReconfigCheck makes the leader refuse, with ErrUnhealthy, a
+	// member change that needs voters it has not heard from lately: adding
+	// a member while any voter is out of contact, or removing a voter in
+	// contact when the rest in contact would be fewer than the smaller
+	// cluster's quorum (etcd's --strict-reconfig-check). The setting of the
+	// member that receives the change decides; it travels with a forwarded
+	// change.
+	StrictReconfigCheck bool
+
 	// StateMachine receives committed payloads. Required.
 	StateMachine StateMachine
 	// OnLeaderChange is called on every leadership transition of this node,
@@ -96,6 +105,10 @@ type Config struct {
 	// drops compacted entries only with whole segments, so tests that need
 	// a follower to fall behind the leader's log use small segments.
 	walSegmentSize int
+	// contactWindow overrides how recently a voter must have answered to
+	// count as in contact for StrictReconfigCheck (default 5 s, etcd's
+	// health interval), so that tests need not wait seconds.
+	contactWindow time.Duration
 }
 
 // DefaultConfig returns etcd's defaults; ID, Dir, ListenAddr and

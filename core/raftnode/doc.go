@@ -72,6 +72,12 @@
 // leader, asks the leader whether it is still a member; then its raft stops
 // and Removed() is closed.
 //
+// With Config.StrictReconfigCheck the leader refuses (ErrUnhealthy) an add
+// while any voter has been silent for 5 seconds, and the removal of a
+// voter that answers when the others that answer would be too few for the
+// smaller cluster's quorum; it counts the answers to its own
+// AppendEntries, heartbeats included, as etcd counts its peer streams.
+//
 // # Caveats
 //
 //   - ErrLeaderChanged, ErrTimeout and ErrStopped from Propose mean the

@@ -38,6 +38,10 @@ var (
 	// applied index is too far behind the leader's commit index (or the
 	// learner could not be asked).
 	ErrLearnerNotReady = errors.New("raftnode: learner is not in sync with the leader")
+	// ErrUnhealthy: with Config.StrictReconfigCheck, a member change was
+	// refused because too few voters are in contact with the leader (see
+	// that field).
+	ErrUnhealthy = errors.New("raftnode: too few voters in contact with the leader")
 	// ErrMemberNotFound: no member with that ID is in the raft configuration.
 	ErrMemberNotFound = errors.New("raftnode: member not found")
 	// ErrMemberExists: a member with that ID is already in the configuration.
@@ -68,6 +72,7 @@ var sentinels = [...]struct {
 	{"leader-changed", ErrLeaderChanged},
 	{"timeout", ErrTimeout},
 	{"learner-not-ready", ErrLearnerNotReady},
+	{"unhealthy", ErrUnhealthy},
 	{"member-not-found", ErrMemberNotFound},
 	{"member-exists", ErrMemberExists},
 	{"not-learner", ErrNotLearner},

@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,7 +42,14 @@ func (n *Node) configuration() (raft.Configuration, uint64, error) {
 // configuration change at a time; a change racing another fails and may be
 // retried.
 func (n *Node) AddMember(ctx context.Context, id uint64, addr string, learner bool) error {
-	return n.change(ctx, memberChange{op: opAdd, id: id, addr: addr, learner: learner})
+	return n.change(ctx, memberChange{op: opAdd, id: id, addr: addr, learner: learner, strict: n.cfg.StrictReconfigCheck})
+}
+
+// CheckAddMember asks the leader whether AddMember with the same arguments
+// would be refused now (ErrMemberExists, ErrUnhealthy), changing nothing:
+// a caller that records the member elsewhere first checks with it.
+func (n *Node) CheckAddMember(ctx context.Context, id uint64, addr string, learner bool) error {
+	return n.change(ctx, memberChange{op: opAdd, id: id, addr: addr, learner: learner, strict: n.cfg.StrictReconfigCheck, dryRun: true})
 }
 
 // PromoteMember turns a learner into a voter once it has caught up: its
@@ -55,7 +63,7 @@ func (n *Node) PromoteMember(ctx context.Context, id uint64) error {
 // finds out within a few election timeouts, stops its raft and closes its
 // Removed channel.
 func (n *Node) RemoveMember(ctx context.Context, id uint64) error {
-	return n.change(ctx, memberChange{op: opRemove, id: id})
+	return n.change(ctx, memberChange{op: opRemove, id: id, strict: n.cfg.StrictReconfigCheck})
 }
 
 // UpdateMember changes a member's peer address, keeping its suffrage.
@@ -143,7 +151,7 @@ func (n *Node) changeOnLeader(ctx context.Context, ch memberChange) error {
 		}
 	}
 	timeout := n.cfg.ElectionTimeout
-	var fut raft.Future
+	var start func() raft.Future // makes the change, once validated
 	switch ch.op {
 	case opAdd:
 		if cur != nil {
@@ -152,10 +160,11 @@ func (n *Node) changeOnLeader(ctx context.Context, ch memberChange) error {
 		if ch.addr == "" {
 			return errors.New("no peer address")
 		}
-		if ch.learner {
-			fut = n.raft.AddNonvoter(sid, raft.ServerAddress(ch.addr), confIndex, timeout)
-		} else {
-			fut = n.raft.AddVoter(sid, raft.ServerAddress(ch.addr), confIndex, timeout)
+		start = func() raft.Future {
+			if ch.learner {
+				return n.raft.AddNonvoter(sid, raft.ServerAddress(ch.addr), confIndex, timeout)
+			}
+			return n.raft.AddVoter(sid, raft.ServerAddress(ch.addr), confIndex, timeout)
 		}
 	case opPromote:
 		if cur == nil {
@@ -167,12 +176,12 @@ func (n *Node) changeOnLeader(ctx context.Context, ch memberChange) error {
 		if err := n.checkLearnerReady(ctx, string(cur.Address)); err != nil {
 			return err
 		}
-		fut = n.raft.AddVoter(sid, cur.Address, confIndex, timeout)
+		start = func() raft.Future { return n.raft.AddVoter(sid, cur.Address, confIndex, timeout) }
 	case opRemove:
 		if cur == nil {
 			return ErrMemberNotFound
 		}
-		fut = n.raft.RemoveServer(sid, confIndex, timeout)
+		start = func() raft.Future { return n.raft.RemoveServer(sid, confIndex, timeout) }
 	case opUpdate:
 		if cur == nil {
 			return ErrMemberNotFound
@@ -181,10 +190,11 @@ func (n *Node) changeOnLeader(ctx context.Context, ch memberChange) error {
 			return errors.New("no peer address")
 		}
 		// Raft replaces the address of a server it already has.
-		if cur.Suffrage == raft.Voter {
-			fut = n.raft.AddVoter(sid, raft.ServerAddress(ch.addr), confIndex, timeout)
-		} else {
-			fut = n.raft.AddNonvoter(sid, raft.ServerAddress(ch.addr), confIndex, timeout)
+		start = func() raft.Future {
+			if cur.Suffrage == raft.Voter {
+				return n.raft.AddVoter(sid, raft.ServerAddress(ch.addr), confIndex, timeout)
+			}
+			return n.raft.AddNonvoter(sid, raft.ServerAddress(ch.addr), confIndex, timeout)
 		}
 	case opTransfer:
 		if cur == nil {
@@ -196,12 +206,64 @@ func (n *Node) changeOnLeader(ctx context.Context, ch memberChange) error {
 		if sid == serverID(n.cfg.ID) {
 			return nil // already leads
 		}
-		fut = n.raft.LeadershipTransferToServer(sid, cur.Address)
+		start = func() raft.Future { return n.raft.LeadershipTransferToServer(sid, cur.Address) }
 	default:
 		return fmt.Errorf("unknown membership operation %d", uint64(ch.op))
 	}
-	if err := n.waitFuture(ctx, fut); err != nil {
+	if ch.strict {
+		if err := n.checkContact(conf, ch); err != nil {
+			return err
+		}
+	}
+	if ch.dryRun {
+		return nil
+	}
+	if err := n.waitFuture(ctx, start()); err != nil {
 		return mapLeaderErr(err)
+	}
+	return nil
+}
+
+// defaultContactWindow is how recently a voter must have answered this
+// leader to count as in contact for the strict check: etcd's health
+// interval.
+const defaultContactWindow = 5 * time.Second
+
+// checkContact is Config.StrictReconfigCheck's rule for ch against the
+// configuration conf, on the leader. An add needs every voter in contact;
+// removing a voter that is in contact needs the others in contact to make
+// a quorum of the smaller cluster. Removing a member out of contact, or a
+// learner, needs nothing: it is not part of any quorum that works now.
+func (n *Node) checkContact(conf raft.Configuration, ch memberChange) error {
+	self := serverID(n.cfg.ID)
+	window := cmp.Or(n.cfg.contactWindow, defaultContactWindow)
+	since := time.Now().Add(-window)
+	inContact := func(id raft.ServerID) bool { return id == self || n.contacts.lastAnswer(id).After(since) }
+	voters, active := 0, 0
+	target := serverID(ch.id)
+	targetVotes := false
+	for _, s := range conf.Servers {
+		if s.Suffrage != raft.Voter {
+			continue
+		}
+		voters++
+		if inContact(s.ID) {
+			active++
+		}
+		targetVotes = targetVotes || s.ID == target
+	}
+	switch ch.op {
+	case opAdd:
+		if active < voters {
+			return fmt.Errorf("%w: %d of %d voters answered within %v", ErrUnhealthy, active, voters, window)
+		}
+	case opRemove:
+		if !targetVotes || !inContact(target) {
+			return nil
+		}
+		if active-1 < (voters-1)/2+1 {
+			return fmt.Errorf("%w: without it, %d of %d voters would be in contact", ErrUnhealthy, active-1, voters-1)
+		}
 	}
 	return nil
 }

@@ -250,3 +250,50 @@ func testSnapshotInstall(t *testing.T, kind LogStoreKind) {
 	proposeN(t, ctx, leader, "after", 20)
 	c.waitConverged()
 }
+
+// strictContactWindow is the contact window of test clusters with the
+// strict check: several heartbeat periods, well below an isolation's
+// length in TestStrictReconfigCheck.
+const strictContactWindow = 20 * testHeartbeat
+
+// TestStrictReconfigCheck: with one voter of three out of contact, the
+// leader refuses to add a member (even a learner, even as a dry run) and
+// to remove a voter in contact, through a follower too; it removes the
+// voter out of contact. Once every voter is in contact again, adds pass.
+func TestStrictReconfigCheck(t *testing.T) {
+	c := newTestCluster(t, 3, clusterOptions{strict: true})
+	ctx := testCtx(t, 30*time.Second)
+	leader := c.waitLeader(nil)
+	fs := c.followers(leader)
+	down, up := fs[0], fs[1]
+	spare := c.addMember()
+	c.start(spare)
+
+	if err := up.node.CheckAddMember(ctx, spare.id, spare.addr, true); err != nil {
+		t.Fatalf("dry-run add with every voter in contact: %v", err)
+	}
+	if _, ok := serverByID(t, leader.node, spare.id); ok {
+		t.Fatal("a dry run changed the configuration")
+	}
+
+	c.fab.Isolate(down.name)
+	time.Sleep(2 * strictContactWindow)
+	if err := leader.node.AddMember(ctx, spare.id, spare.addr, true); !errors.Is(err, ErrUnhealthy) {
+		t.Fatalf("add with a voter out of contact: %v, want ErrUnhealthy", err)
+	}
+	if err := up.node.CheckAddMember(ctx, spare.id, spare.addr, false); !errors.Is(err, ErrUnhealthy) {
+		t.Fatalf("dry-run add through a follower with a voter out of contact: %v, want ErrUnhealthy", err)
+	}
+	if err := up.node.RemoveMember(ctx, up.id); !errors.Is(err, ErrUnhealthy) {
+		t.Fatalf("removing a voter in contact while another is out: %v, want ErrUnhealthy", err)
+	}
+	if _, ok := serverByID(t, leader.node, up.id); !ok {
+		t.Fatal("refused removal changed the configuration")
+	}
+	if err := up.node.RemoveMember(ctx, down.id); err != nil {
+		t.Fatalf("removing the voter out of contact: %v", err)
+	}
+	if err := leader.node.AddMember(ctx, spare.id, spare.addr, true); err != nil {
+		t.Fatalf("add with every remaining voter in contact: %v", err)
+	}
+}

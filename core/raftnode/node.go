@@ -34,6 +34,7 @@ type Node struct {
 	// stamp lets heartbeats carry the commit index; nudges (appending
 	// dropped to zero) ask nudgeLoop for a heartbeat round that carries it.
 	stamp     *commitStamp
+	contacts  *peerContacts // followers' last answers, for checkContact
 	appending atomic.Int64
 	nudges    chan struct{}
 	// remoteReads are a follower's read barriers → remoteReadLoops
@@ -115,6 +116,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		reads:       make(chan *readRequest, 1024),
 		remoteReads: make(chan *readRequest, 1024),
 		stamp:       newCommitStamp(),
+		contacts:    newPeerContacts(),
 		nudges:      make(chan struct{}, 1),
 		notifyCh:    make(chan bool, 16),
 		notifyDone:  make(chan struct{}),
@@ -196,7 +198,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			n.nudgeCommit()
 		}
 	}
-	r, err := raft.NewRaft(rc, n.fsm, st.log, st.stable, st.snaps, mainLoopHeartbeats{n.transport, n.stamp})
+	r, err := raft.NewRaft(rc, n.fsm, st.log, st.stable, st.snaps, mainLoopHeartbeats{n.transport, n.stamp, n.contacts})
 	if err != nil {
 		return fail(fmt.Errorf("start raft: %w", err))
 	}

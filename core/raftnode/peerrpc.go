@@ -263,6 +263,11 @@ type memberChange struct {
 	id      uint64
 	addr    string
 	learner bool
+	// strict asks the leader for the contact check of
+	// Config.StrictReconfigCheck (the receiving member's setting).
+	strict bool
+	// dryRun asks the leader to validate the change without making it.
+	dryRun bool
 }
 
 type changeOp uint64
@@ -291,7 +296,8 @@ func (op changeOp) String() string {
 	return fmt.Sprintf("op(%d)", uint64(op))
 }
 
-// encode writes the change as protobuf fields 1 op, 2 id, 3 addr, 4 learner.
+// encode writes the change as protobuf fields 1 op, 2 id, 3 addr, 4
+// learner, 5 strict, 6 dryRun.
 func (c memberChange) encode() []byte {
 	var b []byte
 	b = protowire.AppendTag(b, 1, protowire.VarintType)
@@ -302,6 +308,10 @@ func (c memberChange) encode() []byte {
 	b = protowire.AppendString(b, c.addr)
 	b = protowire.AppendTag(b, 4, protowire.VarintType)
 	b = protowire.AppendVarint(b, protowire.EncodeBool(c.learner))
+	b = protowire.AppendTag(b, 5, protowire.VarintType)
+	b = protowire.AppendVarint(b, protowire.EncodeBool(c.strict))
+	b = protowire.AppendTag(b, 6, protowire.VarintType)
+	b = protowire.AppendVarint(b, protowire.EncodeBool(c.dryRun))
 	return b
 }
 
@@ -338,6 +348,17 @@ func decodeMemberChange(b []byte) (memberChange, error) {
 				return c, protowire.ParseError(n)
 			}
 			c.learner, b = protowire.DecodeBool(v), b[n:]
+		case (num == 5 || num == 6) && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return c, protowire.ParseError(n)
+			}
+			if num == 5 {
+				c.strict = protowire.DecodeBool(v)
+			} else {
+				c.dryRun = protowire.DecodeBool(v)
+			}
+			b = b[n:]
 		default:
 			n := protowire.ConsumeFieldValue(num, typ, b)
 			if n < 0 {

@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -25,7 +26,8 @@ import (
 // WithPreVote) visible to raft's type assertions.
 type mainLoopHeartbeats struct {
 	*raft.NetworkTransport
-	stamp *commitStamp
+	stamp    *commitStamp
+	contacts *peerContacts
 }
 
 // SetHeartbeatHandler implements raft.Transport by ignoring the handler.
@@ -40,9 +42,16 @@ func (t mainLoopHeartbeats) AppendEntries(id raft.ServerID, target raft.ServerAd
 			stamped.LeaderCommitIndex = c
 			args = &stamped
 		}
-		return t.NetworkTransport.AppendEntries(id, target, args, resp)
+		err := t.NetworkTransport.AppendEntries(id, target, args, resp)
+		if err == nil {
+			t.contacts.answered(id)
+		}
+		return err
 	}
 	err := t.NetworkTransport.AppendEntries(id, target, args, resp)
+	if err == nil {
+		t.contacts.answered(id)
+	}
 	if err == nil && resp.Success {
 		index := args.PrevLogEntry + uint64(len(args.Entries))
 		t.stamp.matched(id, args.Term, index)
@@ -115,6 +124,32 @@ func (s *commitStamp) commitFor(id raft.ServerID, term uint64) uint64 {
 		return 0
 	}
 	return min(s.commitIndex(), m.index)
+}
+
+// peerContacts remembers when each follower last answered one of this
+// member's AppendEntries (heartbeats included), which only a leader sends:
+// the strict reconfiguration check counts the voters in contact.
+type peerContacts struct {
+	mu   sync.Mutex // guards last
+	last map[raft.ServerID]time.Time
+}
+
+func newPeerContacts() *peerContacts {
+	return &peerContacts{last: make(map[raft.ServerID]time.Time)}
+}
+
+func (c *peerContacts) answered(id raft.ServerID) {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last[id] = now
+}
+
+// lastAnswer returns when id last answered (zero: never).
+func (c *peerContacts) lastAnswer(id raft.ServerID) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last[id]
 }
 
 var (

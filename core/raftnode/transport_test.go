@@ -66,7 +66,7 @@ func TestHeartbeatsGoThroughTheMainLoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrapped := mainLoopHeartbeats{inner, newCommitStamp()}
+	wrapped := mainLoopHeartbeats{inner, newCommitStamp(), newPeerContacts()}
 	defer wrapped.Close()
 	if h, c := heartbeatReaches(t, wrapped, wrapped.SetHeartbeatHandler, wrapped.LocalAddr()); h || !c {
 		t.Fatalf("wrapped transport: handler=%v consumer=%v, want the consumer only", h, c)

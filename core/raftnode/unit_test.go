@@ -136,10 +136,15 @@ func FuzzUnpackPayloads(f *testing.F) {
 }
 
 func TestMemberChangeAndOutcomesCodec(t *testing.T) {
-	ch := memberChange{op: opAdd, id: 0xfeed, addr: "10.0.0.1:2380", learner: true}
-	got, err := decodeMemberChange(ch.encode())
-	if err != nil || got != ch {
-		t.Fatalf("member change round trip: %+v, %v", got, err)
+	for _, ch := range []memberChange{
+		{op: opAdd, id: 0xfeed, addr: "10.0.0.1:2380", learner: true},
+		{op: opAdd, id: 0xbeef, addr: "10.0.0.2:2380", strict: true, dryRun: true},
+		{op: opRemove, id: 0xcafe, strict: true},
+	} {
+		got, err := decodeMemberChange(ch.encode())
+		if err != nil || got != ch {
+			t.Fatalf("member change round trip of %+v: %+v, %v", ch, got, err)
+		}
 	}
 	if _, err := decodeMemberChange([]byte{0x08, 0x09}); err == nil {
 		t.Error("unknown operation accepted")

@@ -36,6 +36,13 @@ func (s *Server) MemberAdd(ctx context.Context, peerURLs []string, learner bool)
 	}
 	now := time.Now()
 	m := memberInfo{ID: computeMemberID(peerURLs, s.cfg.InitialClusterToken, &now), PeerURLs: peerURLs, IsLearner: learner}
+	if s.cfg.StrictReconfigCheck {
+		// Asked before the member enters the table, so that a refused add
+		// leaves nothing to undo.
+		if err := s.node.CheckAddMember(ctx, m.ID, addr, learner); err != nil {
+			return nil, nil, fmt.Errorf("add member %x: %w", m.ID, err)
+		}
+	}
 	if err := s.proposeMemberChange(ctx, &memberChange{Op: opAdd, Member: m}); err != nil {
 		return nil, nil, err
 	}

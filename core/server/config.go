@@ -52,7 +52,10 @@ type Config struct {
 	// MaxLearners bounds the learners the cluster holds at once.
 	MaxLearners int
 	// StrictReconfigCheck refuses member changes that would leave too few
-	// started voters for a quorum.
+	// started voters for a quorum (ErrNotEnoughStarted), or that need voters
+	// the leader has not heard from in the last 5 seconds
+	// (raftnode.ErrUnhealthy, etcd's "unhealthy cluster"; see
+	// raftnode.Config.StrictReconfigCheck).
 	StrictReconfigCheck bool
 	// AutoCompactionPeriod (etcd's periodic mode) keeps this much history;
 	// AutoCompactionRevisions (revision mode) keeps this many revisions.

@@ -82,3 +82,45 @@ func TestAutoCompactionPeriodic(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestMemberChangesNeedVotersInContact: once a voter has been silent for
+// etcd's health interval (5 s), the strict check refuses to add a member
+// and to remove a voter that is still up ("etcdserver: unhealthy
+// cluster"), changing nothing, but removes the silent one.
+func TestMemberChangesNeedVotersInContact(t *testing.T) {
+	c := agenttest.Start(t, 3, agenttest.Options{})
+	down := c.Follower()
+	var up int
+	for i := range c.Members {
+		if i != down && i != c.Leader() {
+			up = i
+		}
+	}
+	cli := c.Client(c.Leader(), up)
+	ids := map[string]uint64{}
+	list, err := cli.MemberList(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range list.Members {
+		ids[m.Name] = m.ID
+	}
+	c.Stop(down)
+	time.Sleep(5*time.Second + 500*time.Millisecond)
+
+	if _, err := cli.MemberAddAsLearner(t.Context(), []string{"http://127.0.0.1:1"}); !errors.Is(err, rpctypes.ErrUnhealthy) {
+		t.Fatalf("learner add with a voter down: %v, want %v", err, rpctypes.ErrUnhealthy)
+	}
+	if _, err := cli.MemberRemove(t.Context(), ids[c.Members[up].Name]); !errors.Is(err, rpctypes.ErrUnhealthy) {
+		t.Fatalf("removing a running voter with another down: %v, want %v", err, rpctypes.ErrUnhealthy)
+	}
+	if after, err := cli.MemberList(t.Context()); err != nil || len(after.Members) != 3 {
+		t.Fatalf("members after refused changes: %v, %v; want the 3 unchanged", after, err)
+	}
+	if _, err := cli.MemberRemove(t.Context(), ids[c.Members[down].Name]); err != nil {
+		t.Fatalf("removing the member that is down: %v", err)
+	}
+	if _, err := cli.MemberAddAsLearner(t.Context(), []string{"http://127.0.0.1:1"}); err != nil {
+		t.Fatalf("learner add with every remaining voter up: %v", err)
+	}
+}

@@ -112,6 +112,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.PeerNetwork != nil {
 		rcfg.Network = cfg.PeerNetwork
 	}
+	rcfg.StrictReconfigCheck = cfg.StrictReconfigCheck
 	rcfg.HeartbeatInterval = cfg.HeartbeatInterval
 	rcfg.ElectionTimeout = cfg.ElectionTimeout
 	rcfg.SnapshotThreshold = cfg.SnapshotCount
