@@ -147,6 +147,9 @@ type cluster struct {
 	token   string
 	timing  raftTiming
 	members []*member
+	// prepareDataDir, when set, runs for each member of a new cluster
+	// before its first start, with the (not yet existing) data dir.
+	prepareDataDir func(dir string) error
 }
 
 // member is one concord process's identity and flags, kept across restarts.
@@ -183,10 +186,18 @@ func (p *process) running() bool {
 // when the test ends, and member logs are dumped if it failed.
 func newCluster(t *testing.T, n int) *cluster {
 	t.Helper()
+	return newClusterPrepared(t, n, nil)
+}
+
+// newClusterPrepared is newCluster with prepareDataDir (see cluster) run
+// for each member before it first starts.
+func newClusterPrepared(t *testing.T, n int, prepareDataDir func(dir string) error) *cluster {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test: starts real processes (skipped with -short)")
 	}
-	c := &cluster{t: t, dir: t.TempDir(), token: "e2e-" + strconv.FormatInt(time.Now().UnixNano(), 36), timing: fastRaft}
+	c := &cluster{t: t, dir: t.TempDir(), token: "e2e-" + strconv.FormatInt(time.Now().UnixNano(), 36), timing: fastRaft,
+		prepareDataDir: prepareDataDir}
 	// Registered after TempDir, so it runs before the directory is removed.
 	t.Cleanup(c.cleanup)
 	start := time.Now()
@@ -225,6 +236,11 @@ func (c *cluster) bootstrap(n, attempt int) error {
 	}
 	for _, m := range c.members {
 		m.args = c.memberArgs(m, strings.Join(initial, ","), "new")
+		if c.prepareDataDir != nil {
+			if err := c.prepareDataDir(m.dataDir); err != nil {
+				return fmt.Errorf("prepare data dir of %s: %w", m.name, err)
+			}
+		}
 		if err := c.start(m); err != nil {
 			return err
 		}

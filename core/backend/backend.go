@@ -230,9 +230,13 @@ func (b *Backend) wake() {
 }
 
 // runFlusher is the background goroutine owned by b; stopFlusher stops it.
+// A commit that keeps failing (a full disk) is retried on every tick but
+// logged once per failureLogInterval, and its end is logged too.
 func (b *Backend) runFlusher() {
 	ticker := time.NewTicker(b.cfg.BatchInterval)
 	defer ticker.Stop()
+	failures := 0 // consecutive failed commits
+	var logged time.Time
 	for {
 		select {
 		case <-b.stop:
@@ -240,11 +244,24 @@ func (b *Backend) runFlusher() {
 		case <-ticker.C:
 		case <-b.kick:
 		}
-		if err := b.flush(false); err != nil {
-			b.log.Error("backend: commit failed; writes stay buffered and will be retried", "path", b.cfg.Path, "err", err)
+		err := b.flush(false)
+		switch {
+		case err != nil:
+			failures++
+			if failures == 1 || time.Since(logged) >= failureLogInterval {
+				b.log.Error("backend: commit failed; writes stay buffered and will be retried",
+					"path", b.cfg.Path, "failed-attempts", failures, "err", err)
+				logged = time.Now()
+			}
+		case failures > 0:
+			b.log.Info("backend: commit succeeded again", "path", b.cfg.Path, "failed-attempts", failures)
+			failures = 0
 		}
 	}
 }
+
+// failureLogInterval spaces the log lines of a commit that keeps failing.
+const failureLogInterval = 10 * time.Second
 
 // Commit commits every buffered write to bbolt now and returns when it is
 // durable. It ignores consistent-index boundaries: call it from the applier

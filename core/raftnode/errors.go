@@ -27,7 +27,9 @@ var (
 	// ErrRemoved: this member was removed from the cluster; its raft has
 	// stopped (see Node.Removed).
 	ErrRemoved = errors.New("raftnode: member removed from the cluster")
-	// ErrLeaderChanged: leadership was lost while the request was in flight.
+	// ErrLeaderChanged: leadership was lost while the request was in flight
+	// (a leader whose log store fails to write, as on a full disk, steps
+	// down).
 	// The outcome is unknown: the entry may still be committed by the next
 	// leader. Retry only operations that are safe to apply twice.
 	ErrLeaderChanged = errors.New("raftnode: leader changed")

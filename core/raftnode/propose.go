@@ -249,7 +249,10 @@ func (n *Node) appendAndApply(ctx context.Context, payloads [][]byte) ([][]byte,
 		case errors.Is(err, raft.ErrEnqueueTimeout):
 			return nil, 0, fmt.Errorf("apply: %w", ErrTimeout)
 		}
-		return nil, 0, fmt.Errorf("apply: %w", err)
+		// Raft's log store failed (a full disk): the leader stepped down,
+		// and the entry may have reached its disk, so the next leader may
+		// still commit it.
+		return nil, 0, fmt.Errorf("apply: %w: %w", ErrLeaderChanged, err)
 	}
 	results, ok := fut.Response().([][]byte)
 	if !ok || len(results) != len(payloads) {
