@@ -266,7 +266,9 @@ type memberChange struct {
 	// strict asks the leader for the contact check of
 	// Config.StrictReconfigCheck (the receiving member's setting).
 	strict bool
-	// dryRun asks the leader to validate the change without making it.
+	// dryRun asks the leader to validate an add without making it. It
+	// travels as its own operation, opCheckAdd, so that a leader that does
+	// not know it refuses it rather than making the change.
 	dryRun bool
 }
 
@@ -278,6 +280,7 @@ const (
 	opRemove
 	opTransfer
 	opUpdate
+	opCheckAdd // on the wire only: opAdd with dryRun
 )
 
 func (op changeOp) String() string {
@@ -297,11 +300,15 @@ func (op changeOp) String() string {
 }
 
 // encode writes the change as protobuf fields 1 op, 2 id, 3 addr, 4
-// learner, 5 strict, 6 dryRun.
+// learner, 5 strict.
 func (c memberChange) encode() []byte {
 	var b []byte
+	op := c.op
+	if c.dryRun && op == opAdd {
+		op = opCheckAdd
+	}
 	b = protowire.AppendTag(b, 1, protowire.VarintType)
-	b = protowire.AppendVarint(b, uint64(c.op))
+	b = protowire.AppendVarint(b, uint64(op))
 	b = protowire.AppendTag(b, 2, protowire.VarintType)
 	b = protowire.AppendVarint(b, c.id)
 	b = protowire.AppendTag(b, 3, protowire.BytesType)
@@ -310,8 +317,6 @@ func (c memberChange) encode() []byte {
 	b = protowire.AppendVarint(b, protowire.EncodeBool(c.learner))
 	b = protowire.AppendTag(b, 5, protowire.VarintType)
 	b = protowire.AppendVarint(b, protowire.EncodeBool(c.strict))
-	b = protowire.AppendTag(b, 6, protowire.VarintType)
-	b = protowire.AppendVarint(b, protowire.EncodeBool(c.dryRun))
 	return b
 }
 
@@ -348,17 +353,12 @@ func decodeMemberChange(b []byte) (memberChange, error) {
 				return c, protowire.ParseError(n)
 			}
 			c.learner, b = protowire.DecodeBool(v), b[n:]
-		case (num == 5 || num == 6) && typ == protowire.VarintType:
+		case num == 5 && typ == protowire.VarintType:
 			v, n := protowire.ConsumeVarint(b)
 			if n < 0 {
 				return c, protowire.ParseError(n)
 			}
-			if num == 5 {
-				c.strict = protowire.DecodeBool(v)
-			} else {
-				c.dryRun = protowire.DecodeBool(v)
-			}
-			b = b[n:]
+			c.strict, b = protowire.DecodeBool(v), b[n:]
 		default:
 			n := protowire.ConsumeFieldValue(num, typ, b)
 			if n < 0 {
@@ -366,6 +366,9 @@ func decodeMemberChange(b []byte) (memberChange, error) {
 			}
 			b = b[n:]
 		}
+	}
+	if c.op == opCheckAdd {
+		c.op, c.dryRun = opAdd, true
 	}
 	if c.op < opAdd || c.op > opUpdate {
 		return c, fmt.Errorf("unknown membership operation %d", uint64(c.op))
