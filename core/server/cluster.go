@@ -56,18 +56,11 @@ func (s *Server) MemberAdd(ctx context.Context, peerURLs []string, learner bool)
 
 // MemberRemove removes a member from Raft and then from the table.
 func (s *Server) MemberRemove(ctx context.Context, id uint64) ([]*pb.Member, error) {
-	m, ok := s.members.Get(id)
-	if !ok {
+	if _, ok := s.members.Get(id); !ok {
 		return nil, ErrMemberNotFound
 	}
-	if s.cfg.StrictReconfigCheck && !m.IsLearner {
-		voters, started := s.members.voterCounts()
-		if m.Name != "" {
-			started--
-		}
-		if started < quorum(voters-1) {
-			return nil, ErrNotEnoughStarted
-		}
+	if s.cfg.StrictReconfigCheck && !s.members.enoughStartedAfter(opRemove, id) {
+		return nil, ErrNotEnoughStarted
 	}
 	if err := s.node.RemoveMember(ctx, id); err != nil && !errors.Is(err, raftnode.ErrMemberNotFound) {
 		return nil, fmt.Errorf("remove member %x from raft: %w", id, err)
@@ -107,6 +100,8 @@ func (s *Server) MemberPromote(ctx context.Context, id uint64) ([]*pb.Member, er
 		return nil, ErrMemberNotFound
 	case !m.IsLearner:
 		return nil, ErrMemberNotLearner
+	case s.cfg.StrictReconfigCheck && !s.members.enoughStartedAfter(opPromote, id):
+		return nil, ErrNotEnoughStarted
 	}
 	if err := s.node.PromoteMember(ctx, id); err != nil {
 		return nil, fmt.Errorf("promote member %x: %w", id, err)
@@ -128,16 +123,11 @@ func (s *Server) checkMemberAdd(learner bool) error {
 		}
 		return nil
 	}
-	if s.cfg.StrictReconfigCheck {
-		voters, started := s.members.voterCounts()
-		if started < quorum(voters+1) {
-			return ErrNotEnoughStarted
-		}
+	if s.cfg.StrictReconfigCheck && !s.members.enoughStartedAfter(opAdd, 0) {
+		return ErrNotEnoughStarted
 	}
 	return nil
 }
-
-func quorum(voters int) int { return voters/2 + 1 }
 
 // undoMemberChange reverts the table half of a change whose Raft half
 // failed; it is best-effort (logged) because the caller already fails.

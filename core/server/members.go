@@ -87,11 +87,16 @@ func (t *memberTable) List() []*pb.Member {
 	return out
 }
 
-// voterCounts returns how many voters the table holds and how many of them
-// have started (published their name).
-func (t *memberTable) voterCounts() (voters, started int) {
+// enoughStartedAfter is the started-members rule of the strict
+// reconfiguration check, as etcd has it: after op (opAdd of a voter, or
+// opRemove or opPromote of the member id), would at least a quorum of the
+// voters have started (published their name)? An added voter has not
+// started yet; a promoted learner counts as started; a removed voter no
+// longer counts. Changes to learners need no quorum and always pass.
+func (t *memberTable) enoughStartedAfter(op string, id uint64) bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	voters, started := 0, 0
 	for _, m := range t.members {
 		if !m.IsLearner {
 			voters++
@@ -100,7 +105,22 @@ func (t *memberTable) voterCounts() (voters, started int) {
 			}
 		}
 	}
-	return voters, started
+	target, ok := t.members[id]
+	switch {
+	case op == opAdd:
+		voters++
+	case op == opRemove && ok && !target.IsLearner:
+		voters--
+		if target.Name != "" {
+			started--
+		}
+	case op == opPromote && ok && target.IsLearner:
+		voters++
+		started++
+	default:
+		return true
+	}
+	return started >= voters/2+1
 }
 
 func (t *memberTable) learnerCount() int {
