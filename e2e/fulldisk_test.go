@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,8 +91,7 @@ func TestFullDisks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = cli.Close() }()
-	// Writers put unique keys until stop; refused tracks when the cluster
-	// last refused one, so that the test sees the disks full for a while.
+	// Writers put unique keys until stop, pausing briefly after a refusal.
 	ctx, stop := context.WithCancel(t.Context())
 	var acked, refusals atomic.Int64
 	var firstRefusal sync.Once
@@ -140,6 +141,18 @@ func TestFullDisks(t *testing.T) {
 		if !m.proc.running() {
 			t.Fatalf("%s exited at a full disk: %v", m.name, c.exitedError(m))
 		}
+	}
+	// The refusals came from full disks, not from something else.
+	fullest := uint64(math.MaxUint64)
+	for _, dir := range mounts[1:] {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(dir, &st); err != nil {
+			t.Fatalf("statfs %s: %v", dir, err)
+		}
+		fullest = min(fullest, st.Bavail*uint64(st.Bsize))
+	}
+	if fullest >= fullDiskValue {
+		t.Fatalf("writes were refused, but every member's disk has room for another (%d bytes free at least)", fullest)
 	}
 
 	for _, dir := range mounts[1:] {
