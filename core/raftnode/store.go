@@ -12,7 +12,10 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	wal "github.com/hashicorp/raft-wal"
+	walfs "github.com/hashicorp/raft-wal/fs"
 	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/hashicorp/raft-wal/segment"
+	waltypes "github.com/hashicorp/raft-wal/types"
 	"go.etcd.io/bbolt"
 )
 
@@ -87,7 +90,8 @@ func openStores(dir string, kind LogStoreKind, walSegmentSize int, logger hclog.
 			return nil, err
 		}
 		// A zero segment size means raft-wal's default.
-		w, err := wal.Open(walDir, wal.WithLogger(logger.Named("wal")), wal.WithSegmentSize(walSegmentSize))
+		w, err := wal.Open(walDir, wal.WithLogger(logger.Named("wal")), wal.WithSegmentSize(walSegmentSize),
+			wal.WithSegmentFiler(segment.NewFiler(walDir, tidyCreateVFS{walfs.New()})))
 		if err != nil {
 			return nil, fmt.Errorf("open raft wal %s: %w", walDir, err)
 		}
@@ -163,4 +167,22 @@ func listSnapshotsIfAny(dir string) (int, error) {
 		return 0, fmt.Errorf("list raft snapshots in %s: %w", dir, err)
 	}
 	return len(list), nil
+}
+
+// tidyCreateVFS is raft-wal's file system with one fix: a segment whose
+// creation fails after the file was made (preallocation on a full disk) is
+// removed again. raft-wal leaves it behind, and since it creates segments
+// with O_EXCL, every later attempt with the same name (a log truncation
+// retried by raft) fails with "file exists" until the member restarts.
+type tidyCreateVFS struct{ waltypes.VFS }
+
+// Create implements waltypes.VFS.
+func (v tidyCreateVFS) Create(dir, name string, size uint64) (waltypes.WritableFile, error) {
+	f, err := v.VFS.Create(dir, name, size)
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		if rerr := os.Remove(filepath.Join(dir, name)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = errors.Join(err, fmt.Errorf("remove half-created segment: %w", rerr))
+		}
+	}
+	return f, err
 }

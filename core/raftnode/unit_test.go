@@ -5,13 +5,21 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+	walfs "github.com/hashicorp/raft-wal/fs"
+	"github.com/hashicorp/raft-wal/segment"
+	waltypes "github.com/hashicorp/raft-wal/types"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -307,4 +315,85 @@ func TestNodeGoroutinesEnd(t *testing.T) {
 	}
 	c.stopAll()
 	waitFor(t, 10*time.Second, "goroutines to end", func() bool { return countGoroutines() <= before+2 })
+}
+
+// TestTidyCreateVFSRemovesHalfCreatedSegments: a segment whose creation
+// fails after the file was made (here: a size raft-wal's file system
+// refuses after creating the file; on a full disk, preallocation) is
+// removed, so that raft-wal can create it again; a file that already
+// existed is left alone.
+func TestTidyCreateVFSRemovesHalfCreatedSegments(t *testing.T) {
+	dir := t.TempDir()
+	vfs := tidyCreateVFS{walfs.New()}
+	if _, err := vfs.Create(dir, "1-1.wal", math.MaxInt32+1); err == nil {
+		t.Fatal("create with an oversized preallocation succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "1-1.wal")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("half-created segment left behind: stat = %v", err)
+	}
+	f, err := vfs.Create(dir, "1-1.wal", 4096)
+	if err != nil {
+		t.Fatalf("create again after the failure: %v", err)
+	}
+	f.Close()
+	if _, err := vfs.Create(dir, "1-1.wal", 4096); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("create of an existing segment = %v, want ErrExist", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "1-1.wal")); err != nil {
+		t.Fatalf("existing segment removed by a failed create: %v", err)
+	}
+}
+
+// diskFullOnce is raft-wal's file system, except that while armed, Create
+// makes the file and then fails as preallocation does on a full disk.
+type diskFullOnce struct {
+	waltypes.VFS
+	armed bool
+}
+
+func (v *diskFullOnce) Create(dir, name string, size uint64) (waltypes.WritableFile, error) {
+	if !v.armed {
+		return v.VFS.Create(dir, name, size)
+	}
+	v.armed = false
+	f, err := v.VFS.Create(dir, name, 0)
+	if err != nil {
+		return nil, err
+	}
+	f.Close()
+	return nil, syscall.ENOSPC
+}
+
+// TestWALTruncationRetriesAfterFullDisk: a log truncation (raft clearing a
+// conflicting suffix) that fails on a full disk succeeds when raft retries
+// it once there is room, instead of failing for ever on the segment file
+// the failed attempt left ("file exists").
+func TestWALTruncationRetriesAfterFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	vfs := &diskFullOnce{VFS: walfs.New()}
+	w, err := wal.Open(dir, wal.WithSegmentSize(64<<10), wal.WithSegmentFiler(segment.NewFiler(dir, tidyCreateVFS{vfs})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var logs []*raft.Log
+	for i := uint64(1); i <= 10; i++ {
+		logs = append(logs, &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: []byte("entry")})
+	}
+	if err := w.StoreLogs(logs); err != nil {
+		t.Fatal(err)
+	}
+	vfs.armed = true
+	if err := w.DeleteRange(6, 10); err == nil {
+		t.Fatal("truncation succeeded while its new segment could not be created")
+	}
+	if err := w.DeleteRange(6, 10); err != nil {
+		t.Fatalf("truncation retried with room again: %v", err)
+	}
+	if err := w.StoreLogs([]*raft.Log{{Index: 6, Term: 2, Type: raft.LogCommand, Data: []byte("new")}}); err != nil {
+		t.Fatalf("append after the truncation: %v", err)
+	}
+	if last, err := w.LastIndex(); err != nil || last != 6 {
+		t.Fatalf("last index after truncation and append = %d, %v; want 6", last, err)
+	}
 }
