@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/concordkv/concord/internal/testcluster"
 )
 
 // sampleValues holds, for every supported key, a valid value different from
@@ -181,27 +183,11 @@ func TestDefaultConfigValidates(t *testing.T) {
 	}
 }
 
-// etcdBinary finds the real etcd built from the tools module.
-func etcdBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("ETCD"); p != "" {
-		return p
-	}
-	p, err := filepath.Abs(filepath.Join("..", "bin", "etcd"))
-	if err == nil {
-		if _, err = os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Skip("the real etcd is not built: run `make bin/etcd` or set ETCD")
-	return ""
-}
-
 // TestFlagsAndDefaultsMatchRealEtcd reads `etcd --help` of the real etcd
 // v3.7.3 and checks that every etcd flag is one Concord knows (honoured, or
 // refused with a reason), and that Concord's defaults are etcd's.
 func TestFlagsAndDefaultsMatchRealEtcd(t *testing.T) {
-	out, err := exec.CommandContext(t.Context(), etcdBinary(t), "--help").CombinedOutput()
+	out, err := exec.CommandContext(t.Context(), testcluster.Tool(t, "etcd", "ETCD"), "--help").CombinedOutput()
 	if err != nil {
 		t.Fatalf("etcd --help: %v\n%s", err, out)
 	}

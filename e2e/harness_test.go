@@ -19,6 +19,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/concordkv/concord/internal/testcluster"
 )
 
 // tools are the binaries every test uses. TestMain fills it before any test
@@ -45,7 +47,7 @@ const prebuiltEnv = "E2E_CONCORD_BINARY"
 // buildAndRun builds concord once into a temporary directory, so that every
 // test runs the same binary, then runs the tests.
 func buildAndRun(m *testing.M) int {
-	tools.etcdctl, tools.missing = findEtcdctl()
+	tools.etcdctl, tools.missing = testcluster.FindTool("etcdctl", "ETCDCTL")
 	if p := os.Getenv(prebuiltEnv); p != "" {
 		if !isExecutable(p) {
 			fmt.Fprintf(os.Stderr, "e2e: %s=%s is not an executable file\n", prebuiltEnv, p)
@@ -70,35 +72,6 @@ func buildAndRun(m *testing.M) int {
 	}
 	fmt.Fprintf(os.Stderr, "e2e: built concord in %v\n", time.Since(start).Round(time.Millisecond))
 	return m.Run()
-}
-
-// findEtcdctl looks for the real etcdctl in $ETCDCTL, then in bin/ at the
-// root of the repository holding the test's working directory.
-func findEtcdctl() (path, missing string) {
-	if p := os.Getenv("ETCDCTL"); p != "" {
-		if isExecutable(p) {
-			return p, ""
-		}
-		return "", fmt.Sprintf("ETCDCTL=%s is not an executable file", p)
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Sprintf("getwd: %v", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, "bin", "etcdctl")
-			if isExecutable(p) {
-				return p, ""
-			}
-			return "", fmt.Sprintf("no etcdctl at %s: run `make bin/etcdctl` in %s or set ETCDCTL", p, dir)
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", "no go.mod above the test directory and ETCDCTL is unset"
-		}
-		dir = parent
-	}
 }
 
 func isExecutable(path string) bool {

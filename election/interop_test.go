@@ -4,43 +4,20 @@ import (
 	"bufio"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/concordkv/concord/election"
+	"github.com/concordkv/concord/internal/testcluster"
 	"github.com/concordkv/concord/session/sessiontest"
 )
-
-// etcdctl returns the path of the real etcdctl: $ETCDCTL, or bin/etcdctl
-// in the repository.
-func etcdctl(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("ETCDCTL"); p != "" {
-		return p
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		p := filepath.Join(dir, "bin", "etcdctl")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			t.Skip("no etcdctl: run `make bin/etcdctl` or set ETCDCTL")
-		}
-		dir = filepath.Dir(dir)
-	}
-}
 
 // startEtcdctl runs etcdctl with args and returns its stdout lines.
 func startEtcdctl(t *testing.T, args ...string) (*exec.Cmd, <-chan string) {
 	t.Helper()
-	cmd := exec.Command(etcdctl(t), append([]string{"--endpoints", strings.Join(cluster.Endpoints(), ",")}, args...)...)
+	cmd := exec.Command(testcluster.Tool(t, "etcdctl", "ETCDCTL"), append([]string{"--endpoints", strings.Join(cluster.Endpoints(), ",")}, args...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -6,44 +6,21 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/concordkv/concord/internal/testcluster"
 	"github.com/concordkv/concord/lock"
 	"github.com/concordkv/concord/session/sessiontest"
 )
-
-// etcdctl returns the path of the real etcdctl: $ETCDCTL, or bin/etcdctl
-// in the repository.
-func etcdctl(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("ETCDCTL"); p != "" {
-		return p
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		p := filepath.Join(dir, "bin", "etcdctl")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			t.Skip("no etcdctl: run `make bin/etcdctl` or set ETCDCTL")
-		}
-		dir = filepath.Dir(dir)
-	}
-}
 
 // TestEtcdctlLockExcludes: `etcdctl lock NAME` (etcd's concurrency.Mutex)
 // and lock.Mutex on the same NAME exclude each other, both ways.
 func TestEtcdctlLockExcludes(t *testing.T) {
 	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "lock/etcdctl")
-	bin := etcdctl(t)
+	bin := testcluster.Tool(t, "etcdctl", "ETCDCTL")
 	eps := strings.Join(cluster.Endpoints(), ",")
 	cli := sessiontest.Client(t, cluster.Endpoints()...)
 	s := sessiontest.NewSession(t, cli, 10*time.Second)

@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
 
 	"github.com/concordkv/concord/agent/agenttest"
+	"github.com/concordkv/concord/internal/testcluster"
 	"github.com/concordkv/concord/lock"
 	"github.com/concordkv/concord/session"
 )
@@ -19,7 +20,7 @@ import (
 // not the Lock service), the SDK's lock.Mutex and the Lock service queue
 // on one NAME and exclude each other, in arrival order.
 func TestEtcdctlLock(t *testing.T) {
-	etcdctlPath(t)
+	testcluster.Tool(t, "etcdctl", "ETCDCTL")
 	c := agenttest.Start(t, 3, agenttest.Options{})
 	members := memberStubs(t, c)
 	cli := c.Client()
@@ -100,7 +101,7 @@ func TestEtcdctlLock(t *testing.T) {
 // TestEtcdctlElect: the real `etcdctl elect` and `etcdctl elect -l` and
 // the Election service take part in one election.
 func TestEtcdctlElect(t *testing.T) {
-	etcdctlPath(t)
+	testcluster.Tool(t, "etcdctl", "ETCDCTL")
 	c := agenttest.Start(t, 3, agenttest.Options{})
 	members := memberStubs(t, c)
 	cli := c.Client()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/concordkv/concord/agent/agenttest"
+	"github.com/concordkv/concord/internal/testcluster"
 )
 
 // stubs are generated gRPC clients of one member's Lock and Election
@@ -121,30 +121,6 @@ func recv[T any](t *testing.T, what string, ch <-chan T, d time.Duration) T {
 	return zero
 }
 
-// etcdctlPath returns the real etcdctl ($ETCDCTL, or bin/etcdctl found
-// walking up from the package), skipping the test without one.
-func etcdctlPath(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("ETCDCTL"); p != "" {
-		return p
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		p := filepath.Join(dir, "bin", "etcdctl")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil || parent == dir {
-			t.Skip("no etcdctl binary: run `make bin/etcdctl` or set ETCDCTL")
-		}
-		dir = parent
-	}
-}
-
 // etcdctlProc is a running etcdctl process whose stdout the test reads.
 type etcdctlProc struct {
 	cmd    *exec.Cmd
@@ -156,7 +132,7 @@ type etcdctlProc struct {
 // the end of the test if still running.
 func startEtcdctl(t *testing.T, addr string, args ...string) *etcdctlProc {
 	t.Helper()
-	cmd := exec.Command(etcdctlPath(t), append([]string{"--endpoints", addr}, args...)...)
+	cmd := exec.Command(testcluster.Tool(t, "etcdctl", "ETCDCTL"), append([]string{"--endpoints", addr}, args...)...)
 	p := &etcdctlProc{cmd: cmd, out: &lineBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,31 +16,6 @@ import (
 
 	"github.com/concordkv/concord/internal/testcluster"
 )
-
-// etcdctlBinary finds the real etcdctl: $ETCDCTL, or bin/etcdctl in the
-// module root.
-func etcdctlBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("ETCDCTL"); p != "" {
-		return p
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		p := filepath.Join(dir, "bin", "etcdctl")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		dir = filepath.Dir(dir)
-	}
-	t.Skip("no etcdctl binary (run `make bin/etcdctl` or set ETCDCTL)")
-	return ""
-}
 
 // etcdctlCommand returns the etcdctl command line matching a concord one:
 // the kv group is etcdctl's top level.
@@ -112,7 +86,7 @@ func normTook(s string) string { return tookRE.ReplaceAllString(s, "${1}${2}<too
 // differ between two runs are masked. Writes are replayed from the same
 // starting state (the setup) for each tool.
 func TestGoldenAgainstEtcdctl(t *testing.T) {
-	bin := etcdctlBinary(t)
+	bin := testcluster.Tool(t, "etcdctl", "ETCDCTL")
 	c := testcluster.Start(t, 1)
 	cl := c.Client()
 	eps := strings.Join(c.Endpoints(), ",")

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/concordkv/concord/agent/agenttest"
+	"github.com/concordkv/concord/internal/testcluster"
 )
 
 // etcdctlPath (watch_etcdctl_test.go) locates the real etcdctl.
@@ -16,7 +17,7 @@ import (
 // through a follower (every lease operation is forwarded or proposed from
 // there), with etcdctl's own output.
 func TestEtcdctlLease(t *testing.T) {
-	bin := etcdctlPath(t)
+	bin := testcluster.Tool(t, "etcdctl", "ETCDCTL")
 	c := agenttest.Start(t, 3, steadyOptions())
 	ep := c.Members[c.Follower()].ClientAddr
 	run := func(args ...string) string {

@@ -6,40 +6,13 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/concordkv/concord/agent/agenttest"
+	"github.com/concordkv/concord/internal/testcluster"
 )
-
-// etcdctlPath finds the real etcdctl: $ETCDCTL, or bin/etcdctl in the
-// repository (found by walking up to go.mod).
-func etcdctlPath(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("ETCDCTL"); p != "" {
-		return p
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		p := filepath.Join(dir, "bin", "etcdctl")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			t.Skip("no etcdctl binary: run `make bin/etcdctl` or set ETCDCTL")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no etcdctl binary: run `make bin/etcdctl` or set ETCDCTL")
-		}
-		dir = parent
-	}
-}
 
 // etcdctlWatch runs `etcdctl --endpoints ADDR args...` against member i
 // and returns its stdout lines; it returns once the member's hub holds the
@@ -48,7 +21,7 @@ func etcdctlWatch(t *testing.T, c *agenttest.Cluster, i int, args ...string) <-c
 	t.Helper()
 	srv := c.Members[i].Agent.Server()
 	before := srv.WatchStats().Watchers
-	cmd := exec.Command(etcdctlPath(t), append([]string{"--endpoints", c.Members[i].ClientAddr}, args...)...)
+	cmd := exec.Command(testcluster.Tool(t, "etcdctl", "ETCDCTL"), append([]string{"--endpoints", c.Members[i].ClientAddr}, args...)...)
 	// etcdctl reads ETCDCTL_* from the environment: keep only the rest.
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "ETCDCTL_") {
@@ -115,7 +88,7 @@ func readLines(t *testing.T, lines <-chan string, n int) []string {
 // the tutorial's `etcdctl watch mykey`, a historical prefix watch on a
 // follower, and JSON output.
 func TestEtcdctlWatch(t *testing.T) {
-	etcdctlPath(t)
+	testcluster.Tool(t, "etcdctl", "ETCDCTL")
 	c := agenttest.Start(t, 3, steadyOptions())
 	leader, follower := c.Leader(), c.Follower()
 	cli := c.Client(leader)

@@ -227,7 +227,7 @@ func (c *Cluster) logs() string {
 func serverCommand(t testing.TB) []string {
 	t.Helper()
 	if os.Getenv("TESTCLUSTER_SERVER") == "etcd" {
-		return []string{etcdBinary(t)}
+		return []string{Tool(t, "etcd", "ETCD")}
 	}
 	return []string{concordBinary(t), "agent"}
 }
@@ -293,29 +293,6 @@ func moduleRoot() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-func etcdBinary(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv("ETCD"); p != "" {
-		return p
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		p := filepath.Join(dir, "bin", "etcd")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		dir = filepath.Dir(dir)
-	}
-	t.Skip("testcluster: no etcd binary (run `make bin/etcd` or set ETCD)")
-	return ""
 }
 
 func freeAddr(t testing.TB) string {
