@@ -9,6 +9,7 @@ import (
 	epb "go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
 
 	"github.com/concordkv/concord/election"
+	"github.com/concordkv/concord/session"
 )
 
 // electionServer is etcd's Election service on package election.
@@ -23,24 +24,19 @@ var _ epb.ElectionServer = (*electionServer)(nil)
 // etcd's concurrency.Election names it), and answers once it leads. A
 // candidacy the lease already has is taken over with the new value.
 func (es *electionServer) Campaign(ctx context.Context, req *epb.CampaignRequest) (*epb.CampaignResponse, error) {
-	s := es.s
-	ctx, end, err := s.begin(ctx)
+	var l *election.Leadership
+	var lease clientv3.LeaseID
+	err := es.s.acquire(ctx, "campaign", req.Lease, func(ctx context.Context, sess *session.Session) (func(context.Context) error, error) {
+		lease = sess.Lease()
+		var err error
+		l, err = election.New(sess, string(req.Name)).Campaign(ctx, string(req.Value))
+		if err != nil {
+			return nil, err
+		}
+		return l.Resign, nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer end()
-	sess, err := s.session(ctx, req.Lease)
-	if err != nil {
-		return nil, s.grpcError(ctx, "campaign", err)
-	}
-	defer sess.Orphan() // the lease is the caller's: never revoked here
-	l, err := election.New(sess, string(req.Name)).Campaign(ctx, string(req.Value))
-	if err != nil {
-		return nil, s.grpcError(ctx, "campaign", err)
-	}
-	if ctx.Err() != nil {
-		release(ctx, l.Resign)
-		return nil, s.grpcError(ctx, "campaign", context.Cause(ctx))
 	}
 	// Led at the header's revision, as etcd's answer says.
 	return &epb.CampaignResponse{
@@ -49,7 +45,7 @@ func (es *electionServer) Campaign(ctx context.Context, req *epb.CampaignRequest
 			Name:  req.Name,
 			Key:   []byte(l.Key()),
 			Rev:   int64(l.Token()),
-			Lease: int64(sess.Lease()),
+			Lease: int64(lease),
 		},
 	}, nil
 }

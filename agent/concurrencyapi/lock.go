@@ -6,6 +6,7 @@ import (
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
 
 	"github.com/concordkv/concord/lock"
+	"github.com/concordkv/concord/session"
 )
 
 // lockServer is etcd's Lock service on lock.Mutex.
@@ -21,26 +22,14 @@ var _ v3lockpb.LockServer = (*lockServer)(nil)
 // lease, so that Lock calls with one lease are one acquisition, and every
 // etcd client of the same NAME is excluded.
 func (ls *lockServer) Lock(ctx context.Context, req *v3lockpb.LockRequest) (*v3lockpb.LockResponse, error) {
-	s := ls.s
-	ctx, end, err := s.begin(ctx)
+	var m *lock.Mutex
+	err := ls.s.acquire(ctx, "lock", req.Lease, func(ctx context.Context, sess *session.Session) (func(context.Context) error, error) {
+		m = lock.NewMutex(sess, string(req.Name), lock.WithLeaseKey())
+		_, err := m.Lock(ctx)
+		return m.Unlock, err
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer end()
-	sess, err := s.session(ctx, req.Lease)
-	if err != nil {
-		return nil, s.grpcError(ctx, "lock", err)
-	}
-	// The lease is the caller's: left to the caller when the call returns,
-	// whatever the outcome (Close would revoke it).
-	defer sess.Orphan()
-	m := lock.NewMutex(sess, string(req.Name), lock.WithLeaseKey())
-	if _, err := m.Lock(ctx); err != nil {
-		return nil, s.grpcError(ctx, "lock", err)
-	}
-	if ctx.Err() != nil {
-		release(ctx, m.Unlock)
-		return nil, s.grpcError(ctx, "lock", context.Cause(ctx))
 	}
 	// Held at the header's revision, as etcd's answer is.
 	return &v3lockpb.LockResponse{Header: m.Header(), Key: []byte(m.Key())}, nil

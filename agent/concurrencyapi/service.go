@@ -32,16 +32,39 @@ var (
 	errMissingLeaderKey = status.Error(codes.Unknown, `"leader" field must be provided`)
 )
 
-// release gives up, best effort, what a call won when its caller left
-// meanwhile (a Lock's hold, a Campaign's leadership): a caller told "no"
-// must not be left holding. Without it the lease's end would release it.
-func release(ctx context.Context, giveUp func(context.Context) error) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
-	defer cancel()
-	giveUp(rctx)
+// acquire is the part Lock and Campaign share: it runs win (which waits
+// for a lock's hold or a leadership) on a session of the caller's lease,
+// and leaves the lease to the caller afterwards. What win won is given up
+// again (best effort, within releaseTimeout) if the caller left meanwhile:
+// a caller told "no" must not be left holding; etcd leaves it held until
+// the lease ends. Errors are the gRPC errors to answer, named after what.
+func (s *Service) acquire(ctx context.Context, what string, lease int64, win func(context.Context, *session.Session) (giveUp func(context.Context) error, err error)) error {
+	ctx, end, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
+	sess, err := s.session(ctx, lease)
+	if err != nil {
+		return s.grpcError(ctx, what, err)
+	}
+	// The lease is the caller's: left to the caller when the call returns,
+	// whatever the outcome (Close would revoke it).
+	defer sess.Orphan()
+	giveUp, err := win(ctx, sess)
+	if err != nil {
+		return s.grpcError(ctx, what, err)
+	}
+	if ctx.Err() != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		defer cancel()
+		giveUp(rctx)
+		return s.grpcError(ctx, what, context.Cause(ctx))
+	}
+	return nil
 }
 
-// releaseTimeout bounds release.
+// releaseTimeout bounds acquire's giving up.
 const releaseTimeout = 5 * time.Second
 
 // errStopping is the cause given to the calls Stop ends.
