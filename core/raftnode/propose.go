@@ -228,6 +228,22 @@ func (n *Node) applyLocal(batch []*proposal) (retry bool) {
 	return false
 }
 
+// applyError maps the error of a raft Apply future (or of waiting for it)
+// to the package's sentinels. raft's own errors map as mapLeaderErr maps
+// them, and the caller's cancellation or deadline stays what it is. Any
+// other error is raft's log store failing (a full disk): the leader has
+// stepped down, and the entry may have reached its disk, so the next
+// leader may still commit it: ErrLeaderChanged.
+func applyError(err error) error {
+	if mapped := mapLeaderErr(err); mapped != err {
+		return mapped
+	}
+	if codeOf(err) != "" || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrLeaderChanged, err)
+}
+
 // appendAndApply appends payloads as one entry on this leader and returns
 // the state machine's results once applied here. ErrNotLeader means the
 // entry was certainly not appended.
@@ -239,20 +255,7 @@ func (n *Node) appendAndApply(ctx context.Context, payloads [][]byte) ([][]byte,
 		n.nudgeCommit()
 	}
 	if err != nil {
-		switch {
-		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
-			return nil, 0, fmt.Errorf("apply: %w", ErrNotLeader)
-		case errors.Is(err, raft.ErrLeadershipLost):
-			return nil, 0, fmt.Errorf("apply: %w", ErrLeaderChanged)
-		case errors.Is(err, raft.ErrRaftShutdown):
-			return nil, 0, fmt.Errorf("apply: %w", ErrStopped)
-		case errors.Is(err, raft.ErrEnqueueTimeout):
-			return nil, 0, fmt.Errorf("apply: %w", ErrTimeout)
-		}
-		// Raft's log store failed (a full disk): the leader stepped down,
-		// and the entry may have reached its disk, so the next leader may
-		// still commit it.
-		return nil, 0, fmt.Errorf("apply: %w: %w", ErrLeaderChanged, err)
+		return nil, 0, fmt.Errorf("apply: %w", applyError(err))
 	}
 	results, ok := fut.Response().([][]byte)
 	if !ok || len(results) != len(payloads) {

@@ -397,3 +397,31 @@ func TestWALTruncationRetriesAfterFullDisk(t *testing.T) {
 		t.Fatalf("last index after truncation and append = %d, %v; want 6", last, err)
 	}
 }
+
+// TestApplyError: raft's errors become the package's sentinels, the
+// caller's cancellation and deadline stay what they are, and anything else
+// (the log store failing on a full disk) is ErrLeaderChanged.
+func TestApplyError(t *testing.T) {
+	deadline, cancel := context.WithTimeout(context.Background(), 0)
+	defer cancel()
+	<-deadline.Done()
+	for _, tc := range []struct {
+		name     string
+		err      error
+		want     error
+		leaderCh bool
+	}{
+		{"not leader", raft.ErrNotLeader, ErrNotLeader, false},
+		{"leadership lost", raft.ErrLeadershipLost, ErrLeaderChanged, true},
+		{"shutdown", raft.ErrRaftShutdown, ErrStopped, false},
+		{"enqueue timeout", raft.ErrEnqueueTimeout, ErrTimeout, false},
+		{"caller's deadline", ctxError(deadline), ErrTimeout, false},
+		{"caller cancelled", context.Canceled, context.Canceled, false},
+		{"log store failed", syscall.ENOSPC, ErrLeaderChanged, true},
+	} {
+		got := applyError(tc.err)
+		if !errors.Is(got, tc.want) || errors.Is(got, ErrLeaderChanged) != tc.leaderCh {
+			t.Errorf("%s: applyError(%v) = %v, want %v (leader changed: %v)", tc.name, tc.err, got, tc.want, tc.leaderCh)
+		}
+	}
+}
