@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/concordkv/concord/session"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -182,35 +183,32 @@ func (b *DoubleBarrier) waitRound(ctx context.Context, h *session.Hold, rev int6
 		return 0, fmt.Errorf("%w: %d participants in already", ErrBarrierFull, len(in)-1)
 	}
 	// Watch everyone come and go until count are in, or until someone
-	// else saw them and put the ready key.
+	// else saw them and put the ready key. A broken watch is resumed after
+	// a fresh read of the whole barrier, ready key included.
 	for len(in) < b.count {
-		ev, err := waitEvent(ctx, cli, b.name+"/", true, rev, h, anyEvent)
+		readyRev, err := b.follow(ctx, rev, in)
+		if err != nil || readyRev > 0 {
+			return readyRev, err
+		}
+		if len(in) >= b.count {
+			break
+		}
+		resp, err := retryRead(ctx, h, func() (*clientv3.GetResponse, error) {
+			return cli.Get(ctx, b.name+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		})
 		if err != nil {
-			return 0, err
+			return 0, fmt.Errorf("count participants: %w", err)
 		}
-		if ev == nil { // broken watch: count again
-			resp, err := retryRead(ctx, h, func() (*clientv3.GetResponse, error) {
-				return cli.Get(ctx, b.waiters, clientv3.WithPrefix(), clientv3.WithKeysOnly())
-			})
-			if err != nil {
-				return 0, fmt.Errorf("count participants: %w", err)
+		clear(in)
+		for _, kv := range resp.Kvs {
+			switch k := string(kv.Key); {
+			case k == b.ready:
+				return kv.ModRevision, nil
+			case strings.HasPrefix(k, b.waiters):
+				in[k] = true
 			}
-			clear(in)
-			for _, kv := range resp.Kvs {
-				in[string(kv.Key)] = true
-			}
-			rev = resp.Header.Revision
-			continue
 		}
-		rev = ev.Kv.ModRevision
-		switch k := string(ev.Kv.Key); {
-		case k == b.ready && ev.Type == mvccpb.PUT:
-			return ev.Kv.ModRevision, nil
-		case strings.HasPrefix(k, b.waiters) && ev.Type == mvccpb.PUT:
-			in[k] = true
-		case strings.HasPrefix(k, b.waiters):
-			delete(in, k)
-		}
+		rev = resp.Header.Revision
 	}
 	resp, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(b.ready), "=", 0)).
 		Then(clientv3.OpPut(b.ready, "")).Else(clientv3.OpGet(b.ready)).Commit()
@@ -227,6 +225,42 @@ func (b *DoubleBarrier) waitRound(ctx context.Context, h *session.Hold, rev int6
 		return resp.Header.Revision, nil
 	}
 	return resp.Responses[0].GetResponseRange().Kvs[0].ModRevision, nil
+}
+
+// follow applies the barrier's events after rev to in (the participants'
+// keys), every event of every response, since several keys can go at one
+// revision (participants sharing a lease). It returns the ready key's
+// revision once someone puts it, or 0 once count are in or the watch
+// broke (the caller tells the two apart by counting in).
+func (b *DoubleBarrier) follow(ctx context.Context, rev int64, in map[string]bool) (int64, error) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for wr := range b.s.Client().Watch(wctx, b.name+"/", clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
+		if wr.Err() != nil {
+			break
+		}
+		for _, ev := range wr.Events {
+			switch k := string(ev.Kv.Key); {
+			case k == b.ready && ev.Type == mvccpb.PUT:
+				return ev.Kv.ModRevision, nil
+			case strings.HasPrefix(k, b.waiters) && ev.Type == mvccpb.PUT:
+				in[k] = true
+			case strings.HasPrefix(k, b.waiters):
+				delete(in, k)
+			}
+		}
+		if len(in) >= b.count {
+			return 0, nil
+		}
+	}
+	// Broken: pause, so that a watch that keeps breaking is not retried in
+	// a loop.
+	select {
+	case <-ctx.Done():
+		return 0, context.Cause(ctx)
+	case <-time.After(minBackoff):
+	}
+	return 0, nil
 }
 
 func (b *DoubleBarrier) giveUp(ctx context.Context, h *session.Hold, cause error) error {

@@ -166,3 +166,50 @@ func TestDoubleBarrierFullAndDropout(t *testing.T) {
 	wg.Wait()
 	waitKeys(t, cli, name+"/", 0)
 }
+
+// TestDoubleBarrierSharedLeaseDropout: two participants sharing a lease
+// drop out together (both keys go in one revision); a waiting participant
+// counts both departures, so the round is released only once count
+// participants are really in.
+func TestDoubleBarrierSharedLeaseDropout(t *testing.T) {
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/double-shared")
+	cli := sessiontest.Client(t, cluster.Endpoints()...)
+	const name, count = "recipes/double-shared", 4
+	errs := make(chan error, 8)
+	enter := func(s *session.Session) {
+		b := recipes.NewDoubleBarrier(s, name, count)
+		go func() { errs <- b.Enter(t.Context()) }()
+	}
+	enter(sessiontest.NewSession(t, cli, 10*time.Second)) // the watcher
+	waitKeys(t, cli, name+"/waiters/", 1)
+	shared := sessiontest.NewSession(t, cli, 10*time.Second)
+	enter(shared)
+	enter(shared)
+	waitKeys(t, cli, name+"/waiters/", 3)
+	if _, err := cli.Revoke(t.Context(), shared.Lease()); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := <-errs; !errors.Is(err, recipes.ErrLost) {
+			t.Fatalf("Enter on a revoked lease = %v, want ErrLost", err)
+		}
+	}
+	// Three really in: not a round yet.
+	enter(sessiontest.NewSession(t, cli, 10*time.Second))
+	enter(sessiontest.NewSession(t, cli, 10*time.Second))
+	waitKeys(t, cli, name+"/waiters/", 3)
+	select {
+	case err := <-errs:
+		t.Fatalf("Enter returned with 3 of %d participants in: %v", count, err)
+	case <-time.After(time.Second):
+	}
+	if n := keyCount(t, cli, name+"/ready"); n != 0 {
+		t.Fatalf("round released with 3 of %d participants in", count)
+	}
+	enter(sessiontest.NewSession(t, cli, 10*time.Second))
+	for range count {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -96,7 +96,7 @@ func (n *Node) remoteReadLoop() {
 		if addr, id := n.raft.LeaderWithID(); id == "" || addr == "" {
 			res.err = ErrNoLeader
 		} else {
-			res.index, res.err = n.remoteReadIndex(n.life, string(addr), time.Now().Add(n.cfg.ElectionTimeout))
+			res.index, res.err = n.remoteReadIndex(n.life, string(addr))
 		}
 		for _, r := range batch {
 			r.done <- res
@@ -129,8 +129,8 @@ func (n *Node) nextReadBatch(ch chan *readRequest) (batch []*readRequest, ok boo
 // off from its quorum steps down within half an election timeout and
 // answers an error, so the attempt's own limit (a few election timeouts)
 // only guards against a connection that went silent.
-func (n *Node) remoteReadIndex(ctx context.Context, addr string, deadline time.Time) (uint64, error) {
-	cc, err := n.readyConn(ctx, addr, n.leaderRecheck(deadline))
+func (n *Node) remoteReadIndex(ctx context.Context, addr string) (uint64, error) {
+	cc, err := n.readyConn(ctx, addr, n.leaderRecheck(time.Now().Add(n.cfg.ElectionTimeout)))
 	if err != nil {
 		return 0, fmt.Errorf("read index from leader %s: %w", addr, err)
 	}

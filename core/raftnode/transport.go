@@ -36,23 +36,19 @@ func (mainLoopHeartbeats) SetHeartbeatHandler(func(raft.RPC)) {}
 // AppendEntries sends args; it records how far a follower's log is known
 // to match this leader's, and stamps heartbeats with the commit index.
 func (t mainLoopHeartbeats) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
-	if isHeartbeat(args) {
+	heartbeat := isHeartbeat(args)
+	if heartbeat {
 		if c := t.stamp.commitFor(id, args.Term); c > 0 {
 			stamped := *args
 			stamped.LeaderCommitIndex = c
 			args = &stamped
 		}
-		err := t.NetworkTransport.AppendEntries(id, target, args, resp)
-		if err == nil {
-			t.contacts.answered(id)
-		}
+	}
+	if err := t.NetworkTransport.AppendEntries(id, target, args, resp); err != nil {
 		return err
 	}
-	err := t.NetworkTransport.AppendEntries(id, target, args, resp)
-	if err == nil {
-		t.contacts.answered(id)
-	}
-	if err == nil && resp.Success {
+	t.contacts.answered(id)
+	if !heartbeat && resp.Success {
 		index := args.PrevLogEntry + uint64(len(args.Entries))
 		t.stamp.matched(id, args.Term, index)
 		// The follower stored entries that may be committed already (by a
@@ -63,7 +59,7 @@ func (t mainLoopHeartbeats) AppendEntries(id raft.ServerID, target raft.ServerAd
 			t.stamp.afterLateMatch(index)
 		}
 	}
-	return err
+	return nil
 }
 
 // isHeartbeat tells raft's heartbeats (no entries, no previous entry, no
@@ -82,8 +78,9 @@ func isHeartbeat(a *raft.AppendEntriesRequest) bool {
 // consistency check, so an uncapped index could commit a stale entry of an
 // earlier term that the leader has overwritten.
 type commitStamp struct {
-	// commitIndex reads the leader's commit index; nil until raft exists
-	// (then no stamping). Set once, before any AppendEntries is sent.
+	// commitIndex reads the leader's commit index (0 until raft exists).
+	// Open sets it and afterLateMatch before raft sends anything; a stamp
+	// without them (a transport tested alone) stamps nothing.
 	commitIndex func() uint64
 
 	// afterLateMatch, if set, is called when a follower acknowledged
