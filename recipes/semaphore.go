@@ -28,9 +28,12 @@ type Semaphore struct {
 	limit  int
 	closed chan struct{} // closed at construction: Done while not held
 
-	mu   sync.Mutex    // guards busy and held; never held during a request
+	mu   sync.Mutex    // guards the fields below; never held during a request
 	busy bool          // an Acquire or Release is in flight
 	held *session.Hold // the permit, nil while not held
+	// releaseFailed: a Release request of the permit held failed, and may
+	// have been applied anyway.
+	releaseFailed bool
 }
 
 // NewSemaphore returns a participant of the semaphore name, which lets
@@ -65,7 +68,7 @@ func (sem *Semaphore) acquire(ctx context.Context, wait bool) error {
 
 	h, err := sem.take(ctx, wait)
 	sem.mu.Lock()
-	sem.busy, sem.held = false, h
+	sem.busy, sem.held, sem.releaseFailed = false, h, false
 	sem.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("semaphore %s: %w", sem.name, err)
@@ -194,15 +197,20 @@ func (sem *Semaphore) Release(ctx context.Context) error {
 	resp, err := sem.s.Client().Txn(ctx).If(h.Cmp()).Then(clientv3.OpDelete(h.Key())).Commit()
 	sem.mu.Lock()
 	sem.busy = false
+	retried := sem.releaseFailed
 	if err == nil {
 		sem.held = nil
+	} else {
+		sem.releaseFailed = true
 	}
 	sem.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("semaphore %s: release: %w", sem.name, err)
 	}
 	h.Stop()
-	if !resp.Succeeded {
+	// A retry that finds the key gone after a failed attempt: that attempt
+	// deleted it.
+	if !resp.Succeeded && !retried {
 		return fmt.Errorf("semaphore %s: release: %w: key already gone", sem.name, ErrLost)
 	}
 	return nil

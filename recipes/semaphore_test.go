@@ -247,3 +247,30 @@ func TestSemaphoreHolderLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSemaphoreReleaseRetry: a Release whose request failed is retried;
+// if the key is gone by then (the failed request may have deleted it),
+// the retry succeeds rather than reporting the permit lost.
+func TestSemaphoreReleaseRetry(t *testing.T) {
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "recipes/sem-retry")
+	cli := sessiontest.Client(t, cluster.Endpoints()...)
+	sem := recipes.NewSemaphore(sessiontest.NewSession(t, cli, 10*time.Second), "recipes/sem-retry", 1)
+	if err := sem.Acquire(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	failed, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := sem.Release(failed); err == nil {
+		t.Fatal("Release with a cancelled context succeeded")
+	}
+	// As if the failed request had been applied after all.
+	if _, err := cli.Delete(t.Context(), "recipes/sem-retry/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	if err := sem.Release(t.Context()); err != nil {
+		t.Fatalf("Release retried after its key went: %v", err)
+	}
+	if err := sem.Release(t.Context()); !errors.Is(err, recipes.ErrNotHeld) {
+		t.Fatalf("Release after the release = %v, want ErrNotHeld", err)
+	}
+}
