@@ -7,7 +7,7 @@
 #
 #   bench/watch.sh [workload ...]    (default: every workload below)
 #
-# Needs bin/concord (make build; $CONCORD overrides), bin/etcd and
+# Needs bin/concord (make build; $CONCORD overrides), bin/etcd, bin/etcdctl and
 # bin/benchmark (make tools).
 # Members run on 127.0.0.1 (ports from $BASE_PORT, default 24379) with data
 # in a temp dir; all are stopped on exit.

@@ -26,11 +26,13 @@
 // --prefix NAME`. Participants that stand for a live process (semaphore
 // permits, double-barrier places, group members) are bound to their
 // session's lease: when the process dies, they go when the lease expires,
-// and Done/Err on the participant say so the moment it happens. Waiting
-// participants watch only what can let them through, from the revision
-// they last read, so that no change is missed and a release does not wake
-// everyone (Barrier and the double barrier, which wake everyone by nature,
-// excepted).
+// and Done/Err on a semaphore or a group membership say so the moment it
+// happens (a double-barrier participant learns it from Enter's or Leave's
+// error). Waiting participants watch only what can let them through, from
+// the revision they last read, so that no change is missed. A semaphore
+// release wakes one waiter; Barrier and the double barrier wake everyone by
+// nature, and so does an Enqueue for the consumers waiting on an empty
+// queue (one of them gets the item; the others wait again).
 //
 // # Key layout
 //

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -54,6 +55,9 @@ func TestGateway(t *testing.T) {
 		if err == nil {
 			resp.Body.Close()
 			return fmt.Errorf("answered %s while the lock was held", resp.Status)
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("failed otherwise than by waiting: %w", err)
 		}
 		return nil
 	})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -32,15 +33,10 @@ keys as "kv get --prefix NAME/ --sort-by=CREATE" would.`,
 					return err
 				}
 			}
-			cli, err := o.client(cmd)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := o.commandCtx(cmd)
-			defer cancel()
-			resp, err := cli.Get(ctx, args[0]+"/", clientv3.WithPrefix(),
-				clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+			resp, err := request(o, cmd, func(ctx context.Context, cli *clientv3.Client) (*clientv3.GetResponse, error) {
+				return cli.Get(ctx, args[0]+"/", clientv3.WithPrefix(),
+					clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+			})
 			if err != nil {
 				return err
 			}
