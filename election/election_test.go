@@ -258,3 +258,38 @@ func TestEmptyName(t *testing.T) {
 
 // tokens of a leadership are lock tokens: the type is shared.
 var _ lock.Token = election.LeaderInfo{}.Token
+
+// TestLeaderInfoKeyValue: the leader's key-value as of the state's
+// revision, and, once that history is compacted, one made from the state
+// alone.
+func TestLeaderInfoKeyValue(t *testing.T) {
+	sessiontest.Fresh(t, sessiontest.Client(t, cluster.Endpoints()...), "election/kv")
+	cli := sessiontest.Client(t, cluster.Endpoints()...)
+	const name = "election/kv"
+	l, err := election.New(sessiontest.NewSession(t, cli, 10*time.Second), name).Campaign(t.Context(), "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	li, err := election.Leader(t.Context(), cli, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Proclaim(t.Context(), "second"); err != nil {
+		t.Fatal(err)
+	}
+	hdr, kv, err := li.KeyValue(t.Context(), cli)
+	if err != nil || string(kv.Value) != "first" || kv.CreateRevision != int64(l.Token()) || kv.ModRevision != kv.CreateRevision || kv.Version != 1 || hdr.Revision < li.Revision {
+		t.Fatalf("KeyValue at the state's revision = %v, %v, %v", hdr, kv, err)
+	}
+	now, err := cli.Put(t.Context(), name+"-other", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(t.Context(), now.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	hdr, kv, err = li.KeyValue(t.Context(), cli)
+	if err != nil || string(kv.Value) != "first" || kv.CreateRevision != int64(l.Token()) || kv.ModRevision != 0 || hdr.Revision < now.Header.Revision {
+		t.Fatalf("KeyValue after compaction = %v, %v, %v; want the state's own, with a current header", hdr, kv, err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/concordkv/concord/lock"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -27,6 +28,32 @@ type LeaderInfo struct {
 
 // HasLeader reports whether there is a leader.
 func (li LeaderInfo) HasLeader() bool { return li.Key != "" }
+
+// KeyValue reads the leader's key as it was when the election reached this
+// state: the full key-value (mod revision and version too) with the read's
+// header. If that history has been compacted meanwhile, the key-value is
+// made from li alone (no mod revision or version), with the header of a
+// current read. opts apply to the first read (clientv3.WithSerializable()
+// on a member known to have applied li.Revision).
+func (li LeaderInfo) KeyValue(ctx context.Context, cli *clientv3.Client, opts ...clientv3.OpOption) (*pb.ResponseHeader, *mvccpb.KeyValue, error) {
+	resp, err := cli.Get(ctx, li.Key, append([]clientv3.OpOption{clientv3.WithRev(li.Revision)}, opts...)...)
+	if err == nil && len(resp.Kvs) == 1 && resp.Kvs[0].CreateRevision == int64(li.Token) {
+		return resp.Header, resp.Kvs[0], nil
+	}
+	if ctx.Err() != nil {
+		return nil, nil, context.Cause(ctx)
+	}
+	now, err := cli.Get(ctx, li.Key, clientv3.WithCountOnly())
+	if err != nil {
+		return nil, nil, fmt.Errorf("read leader key %s: %w", li.Key, err)
+	}
+	return now.Header, &mvccpb.KeyValue{
+		Key:            []byte(li.Key),
+		Value:          []byte(li.Value),
+		CreateRevision: int64(li.Token),
+		Lease:          int64(li.Lease),
+	}, nil
+}
 
 func (li LeaderInfo) sameLeaderAs(o LeaderInfo) bool {
 	return li.Key == o.Key && li.Token == o.Token && li.Value == o.Value

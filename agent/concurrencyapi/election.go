@@ -3,8 +3,6 @@ package concurrencyapi
 import (
 	"context"
 
-	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	epb "go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
 
@@ -110,7 +108,7 @@ func (es *electionServer) Leader(ctx context.Context, req *epb.LeaderRequest) (*
 	if err != nil {
 		return nil, s.grpcError(ctx, "leader", err)
 	}
-	hdr, kv, err := s.leaderKV(ctx, li)
+	hdr, kv, err := li.KeyValue(ctx, s.cli, clientv3.WithSerializable())
 	if err != nil {
 		return nil, s.grpcError(ctx, "leader", err)
 	}
@@ -130,7 +128,7 @@ func (es *electionServer) Observe(req *epb.LeaderRequest, stream epb.Election_Ob
 		if !li.HasLeader() {
 			continue // as etcd's: the stream waits for the next leader
 		}
-		hdr, kv, err := s.leaderKV(ctx, li)
+		hdr, kv, err := li.KeyValue(ctx, s.cli, clientv3.WithSerializable())
 		if err != nil {
 			return s.grpcError(ctx, "observe", err)
 		}
@@ -139,29 +137,4 @@ func (es *electionServer) Observe(req *epb.LeaderRequest, stream epb.Election_Ob
 		}
 	}
 	return s.grpcError(ctx, "observe", context.Cause(ctx))
-}
-
-// leaderKV returns the leader's full key-value (mod revision and version
-// too) as it was at li.Revision, read from this member, which has applied
-// that revision already. If that history is compacted meanwhile, the
-// key-value is made from li alone, without mod revision and version.
-func (s *Service) leaderKV(ctx context.Context, li election.LeaderInfo) (*pb.ResponseHeader, *mvccpb.KeyValue, error) {
-	resp, err := s.cli.Get(ctx, li.Key, clientv3.WithRev(li.Revision), clientv3.WithSerializable())
-	if err == nil && len(resp.Kvs) == 1 && resp.Kvs[0].CreateRevision == int64(li.Token) {
-		return resp.Header, resp.Kvs[0], nil
-	}
-	if ctx.Err() != nil {
-		return nil, nil, context.Cause(ctx)
-	}
-	s.log.Debug("leader's key-value not readable at its revision", "key", li.Key, "revision", li.Revision, "error", err)
-	hresp, herr := s.cli.Get(ctx, li.Key, clientv3.WithCountOnly())
-	if herr != nil {
-		return nil, nil, herr
-	}
-	return hresp.Header, &mvccpb.KeyValue{
-		Key:            []byte(li.Key),
-		Value:          []byte(li.Value),
-		CreateRevision: int64(li.Token),
-		Lease:          int64(li.Lease),
-	}, nil
 }

@@ -118,35 +118,16 @@ func observeElection(cmd *cobra.Command, p printer, cli *clientv3.Client, name s
 		if !li.HasLeader() {
 			continue
 		}
-		resp, err := leaderAt(ctx, cli, li)
+		hdr, kv, err := li.KeyValue(ctx, cli)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
 			return fmt.Errorf("elect %s: read the leader's key: %w", name, err)
 		}
-		if err := p.Get(resp); err != nil {
+		if err := p.Get(&clientv3.GetResponse{Header: hdr, Kvs: []*mvccpb.KeyValue{kv}, Count: 1}); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// leaderAt returns the leader's key as it was when the election reached
-// state li; if that history was compacted meanwhile, a key-value made from
-// li alone (without mod revision and version).
-func leaderAt(ctx context.Context, cli *clientv3.Client, li election.LeaderInfo) (*clientv3.GetResponse, error) {
-	resp, err := cli.Get(ctx, li.Key, clientv3.WithRev(li.Revision))
-	if err == nil && len(resp.Kvs) == 1 && resp.Kvs[0].CreateRevision == int64(li.Token) {
-		return resp, nil
-	}
-	if err != nil && ctx.Err() != nil {
-		return nil, err
-	}
-	now, err := cli.Get(ctx, li.Key, clientv3.WithCountOnly())
-	if err != nil {
-		return nil, err
-	}
-	kv := &mvccpb.KeyValue{Key: []byte(li.Key), Value: []byte(li.Value), CreateRevision: int64(li.Token), Lease: int64(li.Lease)}
-	return &clientv3.GetResponse{Header: now.Header, Kvs: []*mvccpb.KeyValue{kv}, Count: 1}, nil
 }
