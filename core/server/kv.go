@@ -64,20 +64,15 @@ func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, er
 	return resp, s.propose(ctx, &pb.InternalRaftRequest{Txn: r}, resp)
 }
 
-// isSerializableTxn reports whether every range of r asks for serializable
-// reads.
+// isSerializableTxn reports whether r may be served from this member's
+// store without a read barrier: every operation of both branches is a
+// serializable range, as etcd decides it. A nested txn always takes the
+// barrier; a txn of comparisons alone takes none (as etcd's).
 func isSerializableTxn(r *pb.TxnRequest) bool {
 	for _, ops := range [][]*pb.RequestOp{r.Success, r.Failure} {
 		for _, op := range ops {
-			switch v := op.GetRequest().(type) {
-			case *pb.RequestOp_RequestRange:
-				if !v.RequestRange.Serializable {
-					return false
-				}
-			case *pb.RequestOp_RequestTxn:
-				if !isSerializableTxn(v.RequestTxn) {
-					return false
-				}
+			if rr := op.GetRequestRange(); rr == nil || !rr.Serializable {
+				return false
 			}
 		}
 	}
