@@ -58,7 +58,10 @@ func (s *Service) acquire(ctx context.Context, what string, lease int64, win fun
 	if ctx.Err() != nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 		defer cancel()
-		giveUp(rctx)
+		if gerr := giveUp(rctx); gerr != nil {
+			s.log.Warn("could not give up what a call won after its caller left; it goes with the lease",
+				"call", what, "err", gerr)
+		}
 		return s.grpcError(ctx, what, context.Cause(ctx))
 	}
 	return nil
@@ -199,11 +202,7 @@ func (s *Service) session(ctx context.Context, lease int64) (*session.Session, e
 	if lease != 0 {
 		opts = append(opts, session.WithLease(clientv3.LeaseID(lease)))
 	}
-	sess, err := session.New(ctx, s.cli, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return sess, nil
+	return session.New(ctx, s.cli, opts...)
 }
 
 // grpcError turns an error met while serving a call into what etcd would

@@ -26,7 +26,7 @@ func TestLockElectProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs dozens of processes")
 	}
-	bin := buildConcord(t)
+	bin := testcluster.ConcordBinary(t)
 	c := testcluster.Start(t, 3)
 	eps := c.Endpoints()
 	cl := c.Client()
@@ -127,17 +127,6 @@ func TestLockElectProcesses(t *testing.T) {
 			t.Errorf("listener printed %q, want %q", listener.lines(), want)
 		}
 	})
-}
-
-// buildConcord builds cmd/concord into the test's temporary directory.
-func buildConcord(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "concord")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build concord: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // proc is a concord process whose output the test polls.

@@ -229,7 +229,7 @@ func serverCommand(t testing.TB) []string {
 	if os.Getenv("TESTCLUSTER_SERVER") == "etcd" {
 		return []string{Tool(t, "etcd", "ETCD")}
 	}
-	return []string{concordBinary(t), "agent"}
+	return []string{ConcordBinary(t), "agent"}
 }
 
 // built holds the concord binary built for this test process.
@@ -239,8 +239,9 @@ var built struct {
 	err  error
 }
 
-// concordBinary builds cmd/concord once per test process.
-func concordBinary(t testing.TB) string {
+// ConcordBinary builds cmd/concord once per test process and returns its
+// path; the clusters Start runs use the same binary.
+func ConcordBinary(t testing.TB) string {
 	t.Helper()
 	built.once.Do(func() {
 		root, err := moduleRoot()
