@@ -73,10 +73,10 @@ type Config struct {
 	KeepaliveTimeout  time.Duration
 	// MaxConcurrentStreams bounds the streams per client connection.
 	MaxConcurrentStreams uint32
-	// NoLeaderStreamTimeout is how long a Watch stream opened with
-	// require-leader (clientv3.WithRequireLeader) survives while this
-	// member knows no leader before it ends with "etcdserver: no leader"
-	// (etcd waits three election timeouts). Default 3 s.
+	// NoLeaderStreamTimeout is how long a Watch or LeaseKeepAlive stream
+	// opened with require-leader (clientv3.WithRequireLeader) survives
+	// while this member knows no leader before it ends with "etcdserver: no
+	// leader" (etcd waits three election timeouts). Default 3 s.
 	NoLeaderStreamTimeout time.Duration
 
 	Logger *slog.Logger

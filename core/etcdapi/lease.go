@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -100,25 +99,15 @@ func (s *leaseServer) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) error
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
 	go func() { cancel(s.keepAliveLoop(ctx, stream)) }()
-	var leaderCheck <-chan time.Time
-	if requireLeader {
-		t := time.NewTicker(max(a.cfg.NoLeaderStreamTimeout/3, minLeaderCheckInterval))
-		defer t.Stop()
-		leaderCheck = t.C
-	}
-	var noLeaderSince time.Time
+	leader := a.leaderMonitor(requireLeader)
+	defer leader.stop()
 	for ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
 		case <-a.stopping:
 			cancel(rpctypes.ErrGRPCStopped)
-		case now := <-leaderCheck:
-			switch {
-			case a.cfg.Watch.HasLeader():
-				noLeaderSince = time.Time{}
-			case noLeaderSince.IsZero():
-				noLeaderSince = now
-			case now.Sub(noLeaderSince) >= a.cfg.NoLeaderStreamTimeout:
+		case now := <-leader.C:
+			if leader.lost(now) {
 				cancel(rpctypes.ErrGRPCNoLeader)
 			}
 		}

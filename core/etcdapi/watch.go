@@ -78,6 +78,47 @@ func requiresLeader(ctx context.Context) bool {
 	return len(v) > 0 && v[0] == rpctypes.MetadataHasLeader
 }
 
+// leaderMonitor tells a stream opened with require-leader when the member
+// has known no leader for NoLeaderStreamTimeout: it ticks on C (a third of
+// the timeout) and lost says, at a tick, whether the time is up. Without
+// the requirement C is nil and never fires.
+type leaderMonitor struct {
+	C             <-chan time.Time
+	ticker        *time.Ticker
+	hasLeader     func() bool
+	timeout       time.Duration
+	noLeaderSince time.Time
+}
+
+func (a *API) leaderMonitor(requireLeader bool) *leaderMonitor {
+	m := &leaderMonitor{hasLeader: a.cfg.Watch.HasLeader, timeout: a.cfg.NoLeaderStreamTimeout}
+	if requireLeader {
+		m.ticker = time.NewTicker(max(m.timeout/3, minLeaderCheckInterval))
+		m.C = m.ticker.C
+	}
+	return m
+}
+
+// stop releases the ticker.
+func (m *leaderMonitor) stop() {
+	if m.ticker != nil {
+		m.ticker.Stop()
+	}
+}
+
+// lost is called at each tick of C.
+func (m *leaderMonitor) lost(now time.Time) bool {
+	switch {
+	case m.hasLeader():
+		m.noLeaderSince = time.Time{}
+	case m.noLeaderSince.IsZero():
+		m.noLeaderSince = now
+	case now.Sub(m.noLeaderSince) >= m.timeout:
+		return true
+	}
+	return false
+}
+
 // recvLoop hands the client's requests to the hub stream until the client
 // stops sending or the stream ends; a receive error ends the stream through
 // cancel. After the client half-closes, responses keep flowing, as in etcd.
@@ -135,13 +176,8 @@ func (ws *watchServer) recvLoop(ctx context.Context, cancel context.CancelCauseF
 // NoLeaderStreamTimeout.
 func (ws *watchServer) sendLoop(ctx context.Context, stream pb.Watch_WatchServer, hs *watch.Stream, requireLeader bool) error {
 	a := ws.api
-	var leaderCheck <-chan time.Time
-	if requireLeader {
-		t := time.NewTicker(max(a.cfg.NoLeaderStreamTimeout/3, minLeaderCheckInterval))
-		defer t.Stop()
-		leaderCheck = t.C
-	}
-	var noLeaderSince time.Time
+	leader := a.leaderMonitor(requireLeader)
+	defer leader.stop()
 	for {
 		select {
 		case r, ok := <-hs.Chan():
@@ -163,13 +199,8 @@ func (ws *watchServer) sendLoop(ctx context.Context, stream pb.Watch_WatchServer
 			return err
 		case <-a.stopping:
 			return rpctypes.ErrGRPCStopped
-		case now := <-leaderCheck:
-			switch {
-			case a.cfg.Watch.HasLeader():
-				noLeaderSince = time.Time{}
-			case noLeaderSince.IsZero():
-				noLeaderSince = now
-			case now.Sub(noLeaderSince) >= a.cfg.NoLeaderStreamTimeout:
+		case now := <-leader.C:
+			if leader.lost(now) {
 				return rpctypes.ErrGRPCNoLeader
 			}
 		}
