@@ -52,7 +52,7 @@
 //
 //   - Threading: Put, DeleteRange, Txn, DeleteKeys and Compact are for ONE
 //     goroutine, the raft applier (they are serialised by a mutex, but the
-//     order of calls is the replicated order). Range, RangeAt, Events,
+//     order of calls is the replicated order). Range, RangeAt, ReadTxn, Events,
 //     HashKV, Rev and CompactRevision are safe from any goroutine and never
 //     block the writer: readers use an immutable clone of the index
 //     published after every write, and backend read views.

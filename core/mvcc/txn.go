@@ -31,16 +31,8 @@ func (s *Store) Txn(r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	}
 	defer tw.end()
 
-	var path []bool
-	err = s.be.Read(func(v *backend.ReadView) error {
-		var err error
-		path, err = tw.comparePath(v, r)
-		return err
-	})
+	path, err := tw.pathFor(r)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := tw.checkBranch(r, path); err != nil {
 		return nil, err
 	}
 	resp, _, err := tw.execute(r, path)
@@ -76,8 +68,9 @@ func (s *Store) ReadTxn(r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	}
 }
 
-// evaluate runs a read-only txn on tw's read state.
-func (tw *writeTxn) evaluate(r *pb.TxnRequest) (*pb.TxnResponse, error) {
+// pathFor evaluates r's comparisons (nested txns' too) and checks the
+// branches they choose: the path execute then takes.
+func (tw *writeTxn) pathFor(r *pb.TxnRequest) ([]bool, error) {
 	var path []bool
 	err := tw.s.be.Read(func(v *backend.ReadView) error {
 		var err error
@@ -88,6 +81,15 @@ func (tw *writeTxn) evaluate(r *pb.TxnRequest) (*pb.TxnResponse, error) {
 		return nil, err
 	}
 	if _, err := tw.checkBranch(r, path); err != nil {
+		return nil, err
+	}
+	return path, nil
+}
+
+// evaluate runs a read-only txn on tw's read state.
+func (tw *writeTxn) evaluate(r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	path, err := tw.pathFor(r)
+	if err != nil {
 		return nil, err
 	}
 	resp, _, err := tw.execute(r, path)
