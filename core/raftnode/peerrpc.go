@@ -88,14 +88,14 @@ func (c peerClient) invoke(ctx context.Context, method string, req, resp proto.M
 	return nil
 }
 
-// propose forwards payloads and returns one outcome per payload and the
-// index of the entry that held them (0 if none was appended).
-func (c peerClient) propose(ctx context.Context, payloads [][]byte) ([]proposeResult, uint64, error) {
+// propose forwards payloads and returns the result of each and the index
+// of the entry that held them.
+func (c peerClient) propose(ctx context.Context, payloads [][]byte) ([][]byte, uint64, error) {
 	resp := new(wrapperspb.BytesValue)
 	if err := c.invoke(ctx, "Propose", wrapperspb.Bytes(appendList(nil, payloads)), resp); err != nil {
 		return nil, 0, err
 	}
-	out, index, err := decodeOutcomes(resp.Value)
+	out, index, err := decodeResults(resp.Value)
 	if err != nil {
 		return nil, 0, fmt.Errorf("decode forwarded proposal results: %w", err)
 	}
@@ -202,59 +202,24 @@ func fromStatus(err error) error {
 	return err
 }
 
-// Outcomes of forwarded proposals: per payload a tag byte, then the result
-// (tag 0) or a sentinel's wire code (tag 1), packed with appendList; then
-// the index of the entry that held them, as a uvarint (0: none).
-const (
-	outcomeOK  = 0
-	outcomeErr = 1
-)
-
-func encodeOutcomes(results []proposeResult, index uint64) []byte {
-	items := make([][]byte, len(results))
-	for i, r := range results {
-		if r.err != nil {
-			code := codeOf(r.err)
-			if code == "" {
-				code = "unknown:" + r.err.Error()
-			}
-			items[i] = append([]byte{outcomeErr}, code...)
-			continue
-		}
-		items[i] = append([]byte{outcomeOK}, r.data...)
-	}
-	return binary.AppendUvarint(appendList(nil, items), index)
+// Results of forwarded proposals: the state machine's result for each
+// payload, packed with appendList, then the index of the entry that held
+// them as a uvarint. A batch that could not be appended fails as a whole,
+// with a gRPC status carrying the sentinel (toStatus).
+func encodeResults(results [][]byte, index uint64) []byte {
+	return binary.AppendUvarint(appendList(nil, results), index)
 }
 
-func decodeOutcomes(data []byte) ([]proposeResult, uint64, error) {
-	items, rest, err := readList(data)
+func decodeResults(data []byte) ([][]byte, uint64, error) {
+	results, rest, err := readList(data)
 	if err != nil {
 		return nil, 0, err
 	}
 	index, n := binary.Uvarint(rest)
 	if n <= 0 || n != len(rest) {
-		return nil, 0, fmt.Errorf("malformed entry index after the outcomes (%d bytes)", len(rest))
+		return nil, 0, fmt.Errorf("malformed entry index after the results (%d bytes)", len(rest))
 	}
-	out := make([]proposeResult, len(items))
-	for i, it := range items {
-		if len(it) == 0 {
-			return nil, 0, fmt.Errorf("outcome %d is empty", i)
-		}
-		switch it[0] {
-		case outcomeOK:
-			out[i].data = it[1:]
-		case outcomeErr:
-			code := string(it[1:])
-			if sentinel := sentinelByCode(code); sentinel != nil {
-				out[i].err = &remoteError{sentinel: sentinel, msg: sentinel.Error()}
-			} else {
-				out[i].err = fmt.Errorf("leader: %s", code)
-			}
-		default:
-			return nil, 0, fmt.Errorf("outcome %d has unknown tag %d", i, it[0])
-		}
-	}
-	return out, index, nil
+	return results, index, nil
 }
 
 // memberChange is a membership change forwarded to the leader.
@@ -386,8 +351,11 @@ func (s peerServer) propose(ctx context.Context, req *wrapperspb.BytesValue) (*w
 	if err != nil || len(rest) != 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "malformed forwarded proposals: %v", err)
 	}
-	results, index := s.n.proposeForwarded(ctx, payloads)
-	return wrapperspb.Bytes(encodeOutcomes(results, index)), nil
+	results, index, err := s.n.proposeForwarded(ctx, payloads)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return wrapperspb.Bytes(encodeResults(results, index)), nil
 }
 
 func (s peerServer) readIndex(ctx context.Context, _ *emptypb.Empty) (*wrapperspb.UInt64Value, error) {

@@ -54,33 +54,19 @@ func (n *Node) Propose(ctx context.Context, payload []byte) ([]byte, error) {
 }
 
 // proposeForwarded appends a batch a follower forwarded as one entry and
-// returns one outcome per payload, and the entry's index (0 if none was
-// appended). It runs on the gRPC handler's goroutine
+// returns the result of each payload and the entry's index. It runs on the
+// gRPC handler's goroutine
 // and never waits for this node's proposers: those may themselves be
 // forwarding to a member that, with an outdated view of the leader,
 // forwards back here, and waiting for them would close a cycle.
-func (n *Node) proposeForwarded(ctx context.Context, payloads [][]byte) ([]proposeResult, uint64) {
-	out := make([]proposeResult, len(payloads))
-	fail := func(err error) ([]proposeResult, uint64) {
-		for i := range out {
-			out[i].err = err
-		}
-		return out, 0
-	}
+func (n *Node) proposeForwarded(ctx context.Context, payloads [][]byte) ([][]byte, uint64, error) {
 	if err := n.checkRunning(); err != nil {
-		return fail(err)
+		return nil, 0, err
 	}
 	if n.raft.State() != raft.Leader {
-		return fail(ErrNotLeader)
+		return nil, 0, ErrNotLeader
 	}
-	results, index, err := n.appendAndApply(ctx, payloads)
-	if err != nil {
-		return fail(err)
-	}
-	for i := range out {
-		out[i].data = results[i]
-	}
-	return out, index
+	return n.appendAndApply(ctx, payloads)
 }
 
 func (n *Node) enqueue(p *proposal) error {
@@ -332,31 +318,17 @@ func (n *Node) forward(batch []*proposal, addr string, deadline time.Time) (retr
 		}
 		return false
 	}
-	if allNotLeader(results) {
-		return true // the member asked has stepped down: nothing was appended
-	}
 	// Answer once this member has applied the entry too, as etcd does: a
 	// client that wrote through this member then reads its own write here,
 	// serializable reads and watches included. Bounded: the write is done
 	// whatever happens here.
-	if index > 0 {
-		wctx, wcancel := context.WithTimeout(ctx, n.cfg.ElectionTimeout)
-		_ = n.WaitApplied(wctx, index)
-		wcancel()
-	}
+	wctx, wcancel := context.WithTimeout(ctx, n.cfg.ElectionTimeout)
+	_ = n.WaitApplied(wctx, index)
+	wcancel()
 	for i, p := range batch {
-		p.answer(results[i].data, results[i].err)
+		p.answer(results[i], nil)
 	}
 	return false
-}
-
-func allNotLeader(results []proposeResult) bool {
-	for _, r := range results {
-		if !errors.Is(r.err, ErrNotLeader) {
-			return false
-		}
-	}
-	return len(results) > 0
 }
 
 // batchContext is cancelled when every proposal's caller has gone or the

@@ -143,7 +143,7 @@ func FuzzUnpackPayloads(f *testing.F) {
 	})
 }
 
-func TestMemberChangeAndOutcomesCodec(t *testing.T) {
+func TestMemberChangeAndResultsCodec(t *testing.T) {
 	for _, ch := range []memberChange{
 		{op: opAdd, id: 0xfeed, addr: "10.0.0.1:2380", learner: true},
 		{op: opAdd, id: 0xbeef, addr: "10.0.0.2:2380", strict: true, dryRun: true},
@@ -161,19 +161,18 @@ func TestMemberChangeAndOutcomesCodec(t *testing.T) {
 		t.Error("truncated change accepted")
 	}
 
-	results := []proposeResult{{data: []byte("ok")}, {err: ErrLeaderChanged}, {err: errors.New("boom")}, {data: nil}}
-	back, index, err := decodeOutcomes(encodeOutcomes(results, 1<<40))
+	results := [][]byte{[]byte("ok"), nil, []byte("third")}
+	back, index, err := decodeResults(encodeResults(results, 1<<40))
 	if err != nil || len(back) != len(results) || index != 1<<40 {
-		t.Fatalf("outcomes: %v, index %d, %v", back, index, err)
+		t.Fatalf("results: %q, index %d, %v", back, index, err)
 	}
-	if string(back[0].data) != "ok" || back[0].err != nil || back[3].err != nil {
-		t.Errorf("successful outcomes: %+v", back)
+	for i := range results {
+		if string(back[i]) != string(results[i]) {
+			t.Errorf("result %d = %q, want %q", i, back[i], results[i])
+		}
 	}
-	if !errors.Is(back[1].err, ErrLeaderChanged) {
-		t.Errorf("sentinel outcome: %v", back[1].err)
-	}
-	if back[2].err == nil || !strings.Contains(back[2].err.Error(), "boom") {
-		t.Errorf("plain error outcome: %v", back[2].err)
+	if _, _, err := decodeResults(appendList(nil, results)); err == nil {
+		t.Error("results without the entry index accepted")
 	}
 }
 
