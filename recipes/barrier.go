@@ -146,11 +146,7 @@ func (b *DoubleBarrier) enter(ctx context.Context) (*session.Hold, int64, error)
 		Then(clientv3.OpPut(key, "", clientv3.WithLease(b.s.Lease())),
 			clientv3.OpGet(b.waiters, clientv3.WithPrefix(), clientv3.WithKeysOnly())).Commit()
 	if err != nil {
-		err = fmt.Errorf("join: %w", err)
-		if cerr := deleteOwn(ctx, b.s, key); cerr != nil {
-			return nil, 0, fmt.Errorf("%w (and %v)", err, cerr)
-		}
-		return nil, 0, err
+		return nil, 0, withdraw(ctx, b.s, key, nil, fmt.Errorf("join: %w", err))
 	}
 	if !resp.Succeeded {
 		return nil, 0, fmt.Errorf("%w: a released round is still in progress", ErrBarrierFull)
@@ -162,7 +158,7 @@ func (b *DoubleBarrier) enter(ctx context.Context) (*session.Hold, int64, error)
 		if h.Err() != nil {
 			err = lost(h)
 		}
-		return nil, 0, b.giveUp(ctx, h, err)
+		return nil, 0, withdraw(ctx, b.s, key, h, err)
 	}
 	return h, readyRev, nil
 }
@@ -261,17 +257,6 @@ func (b *DoubleBarrier) follow(ctx context.Context, rev int64, in map[string]boo
 	case <-time.After(minBackoff):
 	}
 	return 0, nil
-}
-
-func (b *DoubleBarrier) giveUp(ctx context.Context, h *session.Hold, cause error) error {
-	defer h.Stop()
-	if h.Err() != nil {
-		return cause
-	}
-	if err := deleteOwn(ctx, b.s, h.Key()); err != nil {
-		return fmt.Errorf("%w (and %v)", cause, err)
-	}
-	return cause
 }
 
 // Leave deletes this participant's key and waits until every participant

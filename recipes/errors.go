@@ -75,6 +75,23 @@ func deleteOwn(ctx context.Context, s *session.Session, key string) error {
 	}
 }
 
+// withdraw deletes the key of a participant that stops waiting, or whose
+// request to create it failed (h nil: the key may or may not exist), with
+// deleteOwn, unless its hold shows the key gone already; it returns cause,
+// with why the key could not be deleted if so.
+func withdraw(ctx context.Context, s *session.Session, key string, h *session.Hold, cause error) error {
+	if h != nil {
+		defer h.Stop()
+		if h.Err() != nil {
+			return cause
+		}
+	}
+	if err := deleteOwn(ctx, s, key); err != nil {
+		return fmt.Errorf("%w (and %v: the key may wait for nobody until the session ends)", cause, err)
+	}
+	return cause
+}
+
 const minBackoff, maxBackoff = 50 * time.Millisecond, time.Second
 
 // retryRead runs read until it succeeds or fails for a reason other than

@@ -83,11 +83,7 @@ func (sem *Semaphore) take(ctx context.Context, wait bool) (*session.Hold, error
 		Then(clientv3.OpPut(key, "", clientv3.WithLease(sem.s.Lease())),
 			clientv3.OpGet(sem.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())).Commit()
 	if err != nil {
-		err = fmt.Errorf("enqueue %s: %w", key, err)
-		if cerr := deleteOwn(ctx, sem.s, key); cerr != nil {
-			return nil, fmt.Errorf("%w (and %v: the key may wait for nobody until the session ends)", err, cerr)
-		}
-		return nil, err
+		return nil, withdraw(ctx, sem.s, key, nil, fmt.Errorf("enqueue %s: %w", key, err))
 	}
 	rev := resp.Header.Revision
 	h := sem.s.Hold(key, rev, rev)
@@ -96,10 +92,10 @@ func (sem *Semaphore) take(ctx context.Context, wait bool) (*session.Hold, error
 		return h, nil
 	}
 	if !wait {
-		return nil, sem.giveUp(ctx, h, ErrNoPermit)
+		return nil, withdraw(ctx, sem.s, key, h, ErrNoPermit)
 	}
 	if err := sem.waitTurn(ctx, h); err != nil {
-		return nil, sem.giveUp(ctx, h, err)
+		return nil, withdraw(ctx, sem.s, key, h, err)
 	}
 	return h, nil
 }
@@ -162,19 +158,6 @@ func (sem *Semaphore) waitTurnLoop(ctx context.Context, h *session.Hold) error {
 			return err
 		}
 	}
-}
-
-// giveUp deletes the key of a participant that stops waiting (unless it
-// is gone already) and returns cause.
-func (sem *Semaphore) giveUp(ctx context.Context, h *session.Hold, cause error) error {
-	defer h.Stop()
-	if h.Err() != nil {
-		return cause
-	}
-	if err := deleteOwn(ctx, sem.s, h.Key()); err != nil {
-		return fmt.Errorf("%w (and %v: the key may wait for nobody until the session ends)", cause, err)
-	}
-	return cause
 }
 
 // Release gives the permit back. If it had been lost meanwhile, it
